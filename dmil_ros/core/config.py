@@ -1,0 +1,141 @@
+"""Configuration of the hierarchy (model) and of the DMIL algorithm, plus the named variants.
+
+Defaults follow the paper: 4 hidden layers of 512 ReLU units (appendix E.2) and Table 9's
+hyper-parameters (alpha=5e-4, beta=1e-4, 16 trajectories a batch, lambda=0.1, 3 fine-tune steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LabelMode = Literal["hard", "soft"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    obs_dim: int
+    action_dim: int
+    num_skills: int = 3
+    hidden_sizes: tuple[int, ...] = (512, 512, 512, 512)
+
+    def __post_init__(self) -> None:
+        if self.obs_dim < 1 or self.action_dim < 1:
+            raise ValueError(f"obs_dim and action_dim must be >= 1, got {self.obs_dim}, {self.action_dim}")
+        if self.num_skills < 1:
+            raise ValueError(f"num_skills must be >= 1, got {self.num_skills}")
+        if any(h < 1 for h in self.hidden_sizes):
+            raise ValueError(f"hidden sizes must be >= 1, got {self.hidden_sizes}")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Few-shot adaptation on a new task: alternating first-order HI/LI steps (official evaluation)."""
+
+    steps: int = 3
+    lr: float = 1e-2
+    label_mode: LabelMode = "hard"
+    continuity_weight: float = 0.1
+    adapt_high: bool = True
+    adapt_low: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"adapt steps must be >= 0, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"adapt lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class DMILConfig:
+    """One meta-iteration samples `tasks_per_batch` tasks and, per task, four batches of
+    `windows_per_batch` contiguous windows of `window_length` states (HI, LI, HO, LO)."""
+
+    # alpha, per level: the paper uses one value; a high level that cannot move in its inner step
+    # can only predict the task-averaged labels, so the two are kept separately tunable.
+    inner_lr_high: float = 5e-4
+    inner_lr_low: float = 5e-4
+    outer_lr: float = 1e-4  # beta (Adam)
+    tasks_per_batch: int = 10
+    windows_per_batch: int = 16
+    window_length: int = 16
+    label_mode: LabelMode = "hard"
+    soft_temperature: float = 0.1  # soft-EM: labels = softmax(-error / temperature)
+    continuity_weight: float = 0.1  # lambda; 0 disables the continuity loss (DMIL_nc)
+    meta_learn_high: bool = True  # False: no HI inner step (DMIL-Low)
+    meta_learn_low: bool = True  # False: no LI inner step (DMIL-High)
+    first_order: bool = False
+    # Hard EM can starve a sub-skill (never the best, so never routed to, so never trained). A skill
+    # whose routed share stays below `dead_skill_share` for `dead_skill_patience` iterations is
+    # re-seeded: the busiest skill specialised on the worst-predicted states (codebook reset, as in VQ).
+    revive_dead_skills: bool = True
+    dead_skill_share: float = 0.02
+    dead_skill_patience: int = 50
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+
+    def __post_init__(self) -> None:
+        if self.label_mode not in ("hard", "soft"):
+            raise ValueError(f"label_mode must be 'hard' or 'soft', got {self.label_mode!r}")
+        for name in ("tasks_per_batch", "windows_per_batch", "window_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.window_length < 2 and self.continuity_weight > 0:
+            raise ValueError("the continuity loss needs window_length >= 2")
+        if self.inner_lr_high < 0 or self.inner_lr_low < 0 or not self.outer_lr > 0:
+            raise ValueError("inner learning rates must be >= 0 and outer_lr > 0")
+        if isinstance(self.adapt, dict):
+            object.__setattr__(self, "adapt", AdaptConfig(**self.adapt))
+
+
+# Named variants of the paper (robomimic-style registry: a name maps to config overrides).
+# Adaptation of DMIL-High/-Low follows appendix E.3: only the meta-learned level is fine-tuned.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "dmil": {},
+    "dmil-soft": {"label_mode": "soft", "adapt": {"label_mode": "soft"}},
+    "dmil-nc": {"continuity_weight": 0.0, "adapt": {"continuity_weight": 0.0}},
+    "dmil-high": {"meta_learn_low": False, "adapt": {"adapt_low": False}},
+    "dmil-low": {"meta_learn_high": False, "adapt": {"adapt_high": False}},
+    "dmil-fo": {"first_order": True},
+}
+
+
+def make_dmil_config(variant: str = "dmil", **overrides: Any) -> DMILConfig:
+    """Config for a named variant; `overrides` (and a nested `adapt` dict) win over the variant.
+
+    `inner_lr` sets both levels' inner learning rate at once.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown DMIL variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    if "inner_lr" in overrides:
+        lr = overrides.pop("inner_lr")
+        overrides.setdefault("inner_lr_high", lr)
+        overrides.setdefault("inner_lr_low", lr)
+    merged: dict[str, Any] = dict(VARIANTS[variant])
+    adapt = {**merged.pop("adapt", {}), **dict(overrides.pop("adapt", {}) or {})}
+    merged.update(overrides)
+    known = {f.name for f in dataclasses.fields(DMILConfig)}
+    unknown = set(merged) - known
+    if unknown:
+        raise ValueError(f"unknown DMIL config keys {sorted(unknown)}")
+    return DMILConfig(**merged, adapt=AdaptConfig(**adapt))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    return ModelConfig(
+        obs_dim=int(d["obs_dim"]),
+        action_dim=int(d["action_dim"]),
+        num_skills=int(d["num_skills"]),
+        hidden_sizes=tuple(int(h) for h in d["hidden_sizes"]),
+    )
+
+
+def dmil_config_from_dict(d: dict[str, Any]) -> DMILConfig:
+    d = dict(d)
+    adapt = AdaptConfig(**d.pop("adapt", {}))
+    return DMILConfig(**d, adapt=adapt)

@@ -1,0 +1,41 @@
+"""The meta-training loop shared by every entry point (synthetic demo, Meta-World, Kitchen)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+from dmil_ros.core.config import DMILConfig, ModelConfig
+from dmil_ros.core.data import Demo, Normalizer, WindowSampler, concat_demos
+from dmil_ros.core.dmil import DMILTrainer
+from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.core.networks import init_params
+
+
+def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]]) -> Normalizer:
+    all_demos = [d for demos in demos_by_task.values() for d in demos]
+    obs, _, _ = concat_demos(all_demos)
+    return Normalizer.fit(obs)
+
+
+def meta_train(
+    demos_by_task: Mapping[str, Sequence[Demo]],
+    model_cfg: ModelConfig,
+    dmil_cfg: DMILConfig,
+    iterations: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    normalizer: Normalizer | None = None,
+    callback: Callable[[int, dict[str, float], DMILTrainer], None] | None = None,
+) -> Hierarchy:
+    """Run `iterations` DMIL meta-iterations; `callback(it, metrics, trainer)` after each."""
+    torch.manual_seed(seed)
+    normalizer = normalizer or fit_normalizer(demos_by_task)
+    sampler = WindowSampler(demos_by_task, normalizer, dmil_cfg.window_length, dmil_cfg.windows_per_batch, seed)
+    trainer = DMILTrainer(init_params(model_cfg, seed, device), dmil_cfg, seed)
+    for it in range(iterations):
+        metrics = trainer.step(sampler.sample(dmil_cfg.tasks_per_batch).to(device))
+        if callback is not None:
+            callback(it, metrics, trainer)
+    return Hierarchy(model_cfg, trainer.current(), normalizer)

@@ -1,0 +1,43 @@
+"""ament_python package setup: works with `colcon build` and with a plain `pip install`."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "dmil_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "bench"]),
+    include_package_data=True,
+    package_data={PACKAGE: ["checkpoints/*/*.json", "checkpoints/*/*.safetensors", "config/*.yaml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=["numpy", "torch>=2.4", "safetensors", "pyyaml", "tqdm"],
+    extras_require={
+        "sim": ["metaworld==3.1.1", "mujoco", "gymnasium-robotics", "h5py"],
+        "ros": ["mcap", "mcap-ros2-support"],
+        "plot": ["matplotlib", "scikit-learn"],
+        "test": ["pytest", "ruff"],
+    },
+    zip_safe=True,
+    maintainer="dmil_ros developers",
+    maintainer_email="dmil-ros@example.com",
+    description="Dual Meta Imitation Learning: meta-learned sub-skill hierarchies adapted on the robot via ROS 2",
+    license="MIT",
+    entry_points={
+        "console_scripts": [
+            "dmil = dmil_ros.cli:main",
+            "sim_bridge = dmil_ros.ros.sim_bridge:main",
+            "policy_node = dmil_ros.ros.policy_node:main",
+            "demo_recorder = dmil_ros.ros.demo_recorder:main",
+            "scripted_teleop = dmil_ros.ros.scripted_teleop:main",
+        ],
+    },
+)
