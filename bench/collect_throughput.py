@@ -1,0 +1,138 @@
+"""Raw env stepping vs demonstration collection throughput, one core.
+
+Collection runs `collect_demos(workers=1)` in this process: expert policy, noise, recording, HDF5
+writes and bookkeeping (envs are pre-built, so construction is not timed). The raw baseline then
+replays exactly the same episodes on the bare metaworld env: same reset seeds and `env.reset()`,
+same number of `env.step` calls with the recorded executed actions (random ones for the rare failed
+attempts). `ratio` = collection steps/s over raw steps/s; the target is >= 0.9.
+
+The cores are shared, so both sides are timed in CPU seconds of this (single-threaded) process,
+collection and replay alternate in short rounds per task, and the reported ratio is the median over
+rounds (wall-clock numbers are printed too). The scripted expert's own compute is timed separately
+on the recorded observations, giving `ratio_excluding_expert` (pure collection machinery overhead).
+The last printed line is JSON.
+
+    .venv/bin/python bench/collect_throughput.py --tasks reach-v3 button-press-v3 door-close-v3 --n 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dmil_ros.data import collect as collect_mod
+from dmil_ros.data.collect import CollectConfig, CollectReport, collect_demos
+from dmil_ros.data.hdf5_dataset import load_demos
+
+
+def _clocks() -> tuple[float, float]:
+    return time.process_time(), time.perf_counter()
+
+
+def raw_replay(report: CollectReport, path: Path, config: CollectConfig) -> tuple[int, float, float, float]:
+    """(steps, cpu s, wall s, cpu s inside env.step only) replaying the collected episodes."""
+    demos = load_demos(path)
+    executed = {(t, d.seed): d.executed_actions for t, ds in demos.items() for d in ds}
+    rng = np.random.default_rng(0)
+    steps, step_cpu = 0, 0.0
+    jobs = []
+    for task, stats in report.tasks.items():
+        env = collect_mod._env_for(config, task).raw_env  # the same, already built metaworld env
+        for seed, n, _ in stats.episodes:
+            actions = executed.get((task, seed), rng.uniform(-1, 1, (n, 4)).astype(np.float32))
+            jobs.append((env, seed, list(actions)))
+    cpu0, wall0 = _clocks()
+    for env, seed, actions in jobs:
+        env.seed(seed)
+        env.reset()
+        s0 = time.process_time()
+        for a in actions:
+            env.step(a)
+        step_cpu += time.process_time() - s0
+        steps += len(actions)
+    cpu1, wall1 = _clocks()
+    return steps, cpu1 - cpu0, wall1 - wall0, step_cpu
+
+
+def expert_cpu(path: Path, config: CollectConfig) -> tuple[int, float]:
+    """(calls, cpu s) of the scripted expert alone on the recorded observations."""
+    calls, cpu = 0, 0.0
+    for task, demos in load_demos(path).items():
+        env = collect_mod._env_for(config, task)
+        obs = [o for d in demos for o in d.observations]
+        t0 = time.process_time()
+        for o in obs:
+            env.expert_action(o)
+        cpu += time.process_time() - t0
+        calls += len(obs)
+    return calls, cpu
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["reach-v3", "button-press-v3", "door-close-v3"])
+    p.add_argument("--n", type=int, default=10, help="demos per task per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--horizon", type=int, default=500)
+    p.add_argument("--noise", type=float, default=0.1)
+    a = p.parse_args()
+    for task in a.tasks:  # build (and cache) the envs outside the timed region
+        collect_mod._env_for(CollectConfig(max_episode_steps=a.horizon), task)
+    totals = dict(steps=0, c_cpu=0.0, c_wall=0.0, r_cpu=0.0, r_wall=0.0, step_cpu=0.0, x_calls=0, x_cpu=0.0)
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            for task in a.tasks:
+                # A fresh base seed per round, so every round collects new episodes.
+                cfg = CollectConfig(max_episode_steps=a.horizon, noise_std=a.noise, base_seed=1000 + r)
+                path = Path(tmp) / f"{task}-{r}.hdf5"
+                cpu0, wall0 = _clocks()
+                report = collect_demos(path, [task], a.n, cfg, workers=1, progress=False)
+                cpu1, wall1 = _clocks()
+                steps, r_cpu, r_wall, step_cpu = raw_replay(report, path, cfg)
+                x_calls, x_cpu = expert_cpu(path, cfg)
+                assert steps == report.env_steps
+                ratios.append((cpu1 - cpu0) and r_cpu / (cpu1 - cpu0))
+                for k, v in dict(
+                    steps=steps,
+                    c_cpu=cpu1 - cpu0,
+                    c_wall=wall1 - wall0,
+                    r_cpu=r_cpu,
+                    r_wall=r_wall,
+                    step_cpu=step_cpu,
+                    x_calls=x_calls,
+                    x_cpu=x_cpu,
+                ).items():
+                    totals[k] += v
+                print(
+                    f"round {r} {task}: {steps} steps, success {report.tasks[task].success_rate:.2f};"
+                    f" collect {steps / (cpu1 - cpu0):.0f}/s cpu, raw {steps / r_cpu:.0f}/s cpu,"
+                    f" ratio {ratios[-1]:.3f}, expert {1e6 * x_cpu / x_calls:.0f} us/step"
+                )
+    n = totals["steps"]
+    # Collection CPU minus the scripted expert's own compute (estimated per call on recorded obs).
+    expert_total = totals["x_cpu"] / totals["x_calls"] * n
+    result = {
+        "raw_steps_per_s": round(n / totals["r_cpu"], 1),
+        "collect_steps_per_s_per_worker": round(n / totals["c_cpu"], 1),
+        "ratio": round(float(np.median(ratios)), 3),
+        "ratio_pooled": round(totals["r_cpu"] / totals["c_cpu"], 3),
+        "raw_env_step_only_steps_per_s": round(n / totals["step_cpu"], 1),
+        "expert_us_per_step": round(1e6 * totals["x_cpu"] / totals["x_calls"], 1),
+        "ratio_excluding_expert": round(totals["r_cpu"] / (totals["c_cpu"] - expert_total), 3),
+        "wall_raw_steps_per_s": round(n / totals["r_wall"], 1),
+        "wall_collect_steps_per_s": round(n / totals["c_wall"], 1),
+        "timing": "cpu seconds, one process; ratio = median over task rounds",
+        "tasks": a.tasks,
+        "episodes_steps": n,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Build environments by name and list the task suites (ML10, ML45, and the DMIL paper's ML10 split).
+
+Suites are read from metaworld's own tables (`metaworld.env_dict.ML10_V3` is exactly what
+`metaworld.ML10().train_classes / .test_classes` return, without building 50 goals per task), except
+'ml10-dmil', the split used by the official DMIL code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dmil_ros.envs.base import ManipulationEnv
+
+ENV_FAMILIES = ("metaworld",)
+SUITES = ("ml10", "ml10-dmil", "ml45")
+SPLITS = ("train", "test", "all")
+
+# Official DMIL code's ML10 split (differs from metaworld's ML10).
+_DMIL_ML10 = {
+    "train": [
+        "basketball-v3",
+        "button-press-v3",
+        "dial-turn-v3",
+        "drawer-close-v3",
+        "peg-insert-side-v3",
+        "reach-v3",
+        "push-v3",
+        "pick-place-v3",
+        "sweep-into-v3",
+        "window-open-v3",
+    ],
+    "test": ["door-close-v3", "drawer-open-v3", "lever-pull-v3", "shelf-place-v3", "sweep-v3"],
+}
+
+
+def make_env(env: str, task: str, **kw: Any) -> ManipulationEnv:
+    """`make_env("metaworld", "reach-v3", max_episode_steps=300)`."""
+    if env == "metaworld":
+        from dmil_ros.envs.metaworld_env import MetaWorldEnv
+
+        return MetaWorldEnv(task, **kw)
+    raise ValueError(f"unknown env family {env!r}; known: {', '.join(ENV_FAMILIES)}")
+
+
+def available_tasks(env: str = "metaworld") -> list[str]:
+    if env == "metaworld":
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+        return list(ALL_V3_ENVIRONMENTS)
+    raise ValueError(f"unknown env family {env!r}; known: {', '.join(ENV_FAMILIES)}")
+
+
+def suite_tasks(suite: str, split: str) -> list[str]:
+    """Task names of `suite` ('ml10', 'ml10-dmil', 'ml45') for `split` ('train', 'test', 'all')."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if suite == "ml10-dmil":
+        table = _DMIL_ML10
+    elif suite in ("ml10", "ml45"):
+        from metaworld import env_dict
+
+        src = env_dict.ML10_V3 if suite == "ml10" else env_dict.ML45_V3
+        table = {"train": list(src["train"]), "test": list(src["test"])}
+    else:
+        raise ValueError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    if split == "all":
+        return list(table["train"]) + list(table["test"])
+    return list(table[split])
