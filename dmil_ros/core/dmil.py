@@ -132,12 +132,19 @@ class DMILTrainer:
         self._gen = torch.Generator().manual_seed(seed + 7919)
 
     def step(self, batch: MetaBatch) -> dict[str, float]:
-        detached = {k: v.detach() for k, v in self.params.items()}
-        grads, aux = meta_gradients(detached, batch, self.cfg)
+        grads, aux = meta_gradients({k: v.detach() for k, v in self.params.items()}, batch, self.cfg)
+        return self.apply(grads, aux, batch)
+
+    def apply(self, grads: Params, aux: dict[str, Tensor], batch: MetaBatch) -> dict[str, float]:
+        """Apply meta-gradients of both levels in one Adam step (then revive starved skills).
+
+        Split from `step` so that a distributed trainer can average `grads`/`aux` across ranks first.
+        """
         for name, p in self.params.items():
             p.grad = grads[name]
         self.optimizer.step()  # one step: high level and sub-skills move together
         self.optimizer.zero_grad(set_to_none=True)
+        aux = dict(aux)
         share = aux.pop("skill_share").detach().cpu()
         if self.cfg.revive_dead_skills:
             self._revive_starved_skills(share, batch)

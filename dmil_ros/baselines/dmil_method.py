@@ -1,0 +1,31 @@
+"""DMIL and its ablation variants (the `VARIANTS` registry of core.config) as registry methods."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dmil_ros.baselines.base import Adaptation, Method, Trainer
+from dmil_ros.core.adaptation import adapt
+from dmil_ros.core.data import Demo
+from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.core.networks import Params
+from dmil_ros.training.distributed import Comm, DistributedDMILTrainer
+
+
+class DMILMethod(Method):
+    """Meta-trains both levels with the bi-level loop; adapts with alternating HI/LI steps."""
+
+    def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
+        return DistributedDMILTrainer(params, self.dmil, seed, comm)
+
+    def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:
+        if policy is None:
+            raise ValueError(f"{self.name} needs a meta-trained checkpoint to adapt")
+        r = adapt(policy, demos, self.dmil.adapt)
+        return Adaptation(
+            r.hierarchy,
+            r.loss_before,
+            r.loss_after,
+            r.seconds,
+            {"accepted": r.accepted, "reason": r.reason, "skill_counts": list(r.skill_counts)},
+        )

@@ -1,0 +1,278 @@
+"""`dmil eval`: few-shot evaluation on Meta-World (paper Table 1), baselines and ablations.
+
+For every task of each suite split: draw k demos from a held-out demo pool (collected on first use
+with base seed 1000; training demos use 0), adapt the method, run --trials fresh episodes whose
+seeds avoid every pool demo seed, success = info['success'] at any step. Mean ± standard error are
+over --seeds evaluation seeds (each draws its own demos and episode seeds).
+
+Examples:
+  dmil eval --suite ml10 --split test --shots 3 --trials 20 --json      # the shipped checkpoint
+  dmil eval --checkpoint runs/ml10/best --suite ml10,ml10-dmil --split train,test --shots 1,3 \\
+      --table results/table1.md --out results/dmil.json
+  dmil eval --method bc-scratch --suite ml10 --split test                # needs no checkpoint
+  dmil eval --method mil --train-config config/train_ml10.yaml           # trains MIL first if needed
+  dmil eval --method expert --tasks reach-v3,door-close-v3 --trials 10   # harness sanity check
+  dmil eval --table-from results/dmil.json results/mil.json --table results/table1.md
+  dmil eval --ablation k --set train.iterations=2000 --trials 20 --seeds 3
+  dmil eval --ablation finetune-steps --checkpoint runs/ml10-k5/best
+
+Protocols: official = 300-step episodes (the DMIL code), farama = 500 (Meta-World's own); the
+output always states the protocol and horizon. Exit status: 0 ok, 2 bad arguments or no usable
+checkpoint (e.g. the shipped dmil_ros/checkpoints/metaworld_ml10 is absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dmil_ros.baselines.registry import method_names
+from dmil_ros.envs.registry import SUITES
+from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE
+from dmil_ros.evaluation.protocol import PROTOCOLS
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dmil eval",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config",
+        help="YAML file of defaults for these options (keys as option names, e.g. shots: [1, 3]); "
+        "flags given on the command line win (e.g. config/eval_ml10.yaml)",
+    )
+    what = p.add_argument_group("what to evaluate")
+    what.add_argument(
+        "--checkpoint",
+        help="checkpoint or run directory (default: the shipped dmil_ros/checkpoints/metaworld_ml10)",
+    )
+    what.add_argument("--method", choices=method_names(), help="default: the checkpoint's own method")
+    what.add_argument("--adapt-steps", type=int, help="override the fine-tune steps of the adaptation")
+    what.add_argument("--adapt-lr", type=float, help="override the fine-tune learning rate")
+
+    cells = p.add_argument_group("where")
+    cells.add_argument(
+        "--suite", type=_names, default=["ml10"], help=f"comma list of {', '.join(SUITES)} (default ml10)"
+    )
+    cells.add_argument(
+        "--split",
+        type=_names,
+        default=None,
+        help="comma list of train,test (default test; ablations train,test)",
+    )
+    cells.add_argument(
+        "--tasks", type=_names, default=[], help="explicit comma list of tasks (suite 'custom')"
+    )
+    cells.add_argument("--shots", type=_ints, default=[1, 3], help="comma list of k (default 1,3)")
+
+    how = p.add_argument_group("protocol")
+    how.add_argument("--protocol", choices=list(PROTOCOLS), default="official",
+                     help="official = 300-step episodes, farama = 500 (default official)")  # fmt: skip
+    how.add_argument("--horizon", type=int, help="override the protocol's horizon (reported)")
+    how.add_argument(
+        "--trials", type=int, default=None, help="episodes per task and seed (default 20; ablations 10)"
+    )
+    how.add_argument(
+        "--seeds", type=int, default=None, help="evaluation seeds 0..N-1 (default 3; ablations 1)"
+    )
+    how.add_argument(
+        "--pool",
+        help="held-out demo pool HDF5 (default data/eval_pool_<env>_h<H>_seed<S>.hdf5, collected if missing)",
+    )
+    how.add_argument(
+        "--pool-size", type=int, default=POOL_SIZE, help=f"demos per task in the pool (default {POOL_SIZE})"
+    )
+    how.add_argument(
+        "--pool-seed", type=int, default=POOL_SEED, help=f"base seed of the pool (default {POOL_SEED})"
+    )
+    how.add_argument("--workers", type=int, default=1, help="processes for the episodes (default 1)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
+    out.add_argument("--out", help="also write the result JSON to this file")
+    out.add_argument("--table", help="Markdown table file (default results/eval-<method>-<protocol>.md)")
+    out.add_argument(
+        "--table-from", nargs="+", metavar="JSON", help="only render a table from earlier --out files"
+    )
+    out.add_argument("--no-progress", action="store_true")
+
+    train = p.add_argument_group("training on demand (baselines without a checkpoint, ablations)")
+    train.add_argument(
+        "--train-config",
+        default="config/train_ml10.yaml",
+        help="training config (default config/train_ml10.yaml)",
+    )
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a training config value (repeatable)")  # fmt: skip
+    train.add_argument(
+        "--train-out", help="run directory for an on-demand baseline (default runs/eval-<method>)"
+    )
+
+    abl = p.add_argument_group("ablations")
+    abl.add_argument(
+        "--ablation", choices=["k", "finetune-steps"], help="K (Table 3) or fine-tune steps (Table 6)"
+    )
+    abl.add_argument(
+        "--ablation-values", type=_ints, help="default k: 2,3,5,10; finetune-steps: 10,30,50,100,300,500"
+    )
+    abl.add_argument(
+        "--ablation-out", default="runs/ablation", help="where ablation training runs go (reused if present)"
+    )
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line flags over the --config YAML's values over the built-in defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        import yaml
+
+        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            parser.error(f"{args.config}: expected a mapping of option names to values")
+        known = {a.dest for a in parser._actions}
+        values = {k.replace("-", "_"): v for k, v in loaded.items()}
+        unknown = sorted(set(values) - known - {"config"})
+        if unknown:
+            parser.error(f"{args.config}: unknown option(s) {unknown}")
+        for key in ("suite", "split", "tasks", "shots", "ablation_values"):  # YAML lists -> "a,b" strings
+            if isinstance(values.get(key), list):
+                values[key] = ",".join(str(v) for v in values[key])
+        parser.set_defaults(**values)
+        args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        result, table, table_path = _run(args)
+    except _UsageError as e:
+        print(f"dmil eval: {e}", file=sys.stderr)
+        return 2
+    if table_path is not None:
+        table_path.parent.mkdir(parents=True, exist_ok=True)
+        table_path.write_text(table)
+        print(f"dmil eval: table written to {table_path}", file=sys.stderr)
+    if args.out and result is not None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    if args.json and result is not None:
+        print(json.dumps(result))
+    else:
+        print(table, end="")
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _run(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str, Path | None]:
+    # Heavy imports here so that `--help` stays fast.
+    from dmil_ros.core.checkpoint import CheckpointError
+    from dmil_ros.core.data import DemoError
+    from dmil_ros.evaluation.table import render_table
+    from dmil_ros.training.config import ConfigError
+
+    if args.table_from:
+        rows = []
+        for f in args.table_from:
+            data = json.loads(Path(f).read_text())
+            cells = data.get("cells", [data])
+            rows.append((str(cells[0]["method"]), cells))
+        return None, render_table(rows, "Few-shot success rates (paper Table 1 layout)"), _path(args.table)
+    try:
+        return _evaluate(args)
+    except (ConfigError, CheckpointError, FileNotFoundError, DemoError, ValueError) as e:
+        raise _UsageError(str(e)) from e
+
+
+def _path(p: str | None) -> Path | None:
+    return Path(p) if p else None
+
+
+def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
+    from dmil_ros.evaluation.ablation import ABLATIONS, finetune_ablation, k_ablation
+    from dmil_ros.evaluation.harness import EvalSettings, evaluate, make_cells
+    from dmil_ros.evaluation.policies import ResolvedPolicy, resolve_policy
+    from dmil_ros.evaluation.table import render_table
+
+    ablating = args.ablation is not None
+    trials = args.trials if args.trials is not None else (10 if ablating else 20)
+    n_seeds = args.seeds if args.seeds is not None else (1 if ablating else 3)
+    if trials < 1 or n_seeds < 1 or any(k < 1 for k in args.shots):
+        raise ValueError("--trials, --seeds and --shots must be >= 1")
+    settings = EvalSettings(
+        protocol=args.protocol, horizon=args.horizon, trials=trials, seeds=tuple(range(n_seeds)),
+        pool=args.pool, pool_size=args.pool_size, pool_seed=args.pool_seed, workers=args.workers,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    splits = args.split or (["train", "test"] if ablating else ["test"])
+    cells = make_cells(args.suite, splits, args.shots, args.tasks)
+    common = {
+        "protocol": args.protocol,
+        "horizon": settings.resolved_horizon,
+        "trials": trials,
+        "seeds": list(settings.seeds),
+    }
+
+    if ablating:
+        values = args.ablation_values or list(ABLATIONS[args.ablation])
+        root = Path(args.ablation_out)
+        if args.ablation == "k":
+            rows, table = k_ablation(values, args.train_config, args.overrides, root, cells, settings)
+        else:
+            rows, table = finetune_ablation(
+                values, args.checkpoint, args.train_config, args.overrides, root, cells, settings
+            )
+        result = {"ablation": args.ablation, "values": values, **common, "rows": dict(rows)}
+        return result, table, Path(args.table or f"results/ablation-{args.ablation}-{args.protocol}.md")
+
+    resolved = resolve_policy(
+        args.method, args.checkpoint, train_config=args.train_config, train_overrides=args.overrides,
+        train_out=args.train_out, progress=not args.no_progress,
+    )  # fmt: skip
+    if args.adapt_steps is not None or args.adapt_lr is not None:
+        method = resolved.method.with_adapt(args.adapt_steps, args.adapt_lr)
+        resolved = ResolvedPolicy(method, resolved.policy, resolved.checkpoint)
+    results = [r.to_json() for r in evaluate(resolved, cells, settings)]
+    name = resolved.method.name
+    table = render_table([(name, results)], f"Few-shot success rates of {name} (paper Table 1 layout)")
+    if len(results) == 1:
+        result = {**results[0], "cells": results}
+    else:
+        key = [f"{c['suite']}/{c['split']}/{c['shots']}-shot" for c in results]
+        result = {
+            "method": name, "checkpoint": resolved.checkpoint, **common,
+            "mean_success": {k: c["mean_success"] for k, c in zip(key, results, strict=False)},
+            "stderr": {k: c["stderr"] for k, c in zip(key, results, strict=False)},
+            "per_task": {k: c["per_task"] for k, c in zip(key, results, strict=False)},
+            "cells": results,
+        }  # fmt: skip
+    return result, table, Path(args.table or f"results/eval-{name}-{args.protocol}.md")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Run configuration: a YAML file, `--set dotted.key=value` overrides, and its resolved (frozen) form.
+
+The `dmil:` section holds overrides of the method's DMIL variant defaults (core.config.VARIANTS);
+the resolved config written into a run directory spells out every value, so re-loading it gives the
+same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dmil_ros.baselines.base import BaselineConfig, baseline_config_from_dict
+from dmil_ros.baselines.registry import dmil_config_for, method_class
+from dmil_ros.core.config import DMILConfig, to_dict
+from dmil_ros.envs.registry import SPLITS, SUITES, suite_tasks
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """The run configuration is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    path: str = "data/ml10_train_h500.hdf5"  # collected automatically when missing
+    demos_per_task: int = 40  # demos collected per task (training + validation)
+    validation_demos: int = 4  # per task, held out (the last ones) for validation after adaptation
+    horizon: int = 500
+    noise_std: float = 0.1
+    collect_seed: int = 0
+    collect_workers: int = 1
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    num_skills: int = 3
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    iterations: int = 3000
+    eval_interval: int = 100  # validate and checkpoint every this many iterations (and at the end)
+    log_interval: int = 10
+    validation_shots: int = 1  # demos adapted on per task; the other validation demos are the query
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "dmil"
+    seed: int = 0
+    device: str = "auto"
+    torch_threads: int = 0  # 0: leave torch's default (per rank)
+    env: str = "metaworld"
+    suite: str = "ml10"
+    split: str = "train"
+    tasks: tuple[str, ...] = ()  # explicit task list; overrides suite/split when given
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    dmil: DMILConfig = field(default_factory=lambda: dmil_config_for("dmil"))
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    train: ScheduleSettings = field(default_factory=ScheduleSettings)
+
+    def task_list(self) -> list[str]:
+        return list(self.tasks) if self.tasks else suite_tasks(self.suite, self.split)
+
+
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _coerce(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as a string; turn such strings into floats, recursively."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _coerce(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_coerce(v) for v in value]
+    return value
+
+
+def _section(cls: type, raw: Any, name: str) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {raw!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(f'{name}.{k}' for k in unknown)}; known: {sorted(known)}")
+    try:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}: {e}") from e
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    raw = _coerce(dict(raw or {}))
+    top = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(raw) - top
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; known: {sorted(top)}")
+    method = str(raw.get("method", "dmil"))
+    try:
+        method_class(method)
+        dmil = dmil_config_for(method, raw.get("dmil") or {})
+        baseline = baseline_config_from_dict(raw.get("baseline"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    cfg = TrainConfig(
+        method=method,
+        seed=int(raw.get("seed", 0)),
+        device=str(raw.get("device", "auto")),
+        torch_threads=int(raw.get("torch_threads", 0)),
+        env=str(raw.get("env", "metaworld")),
+        suite=str(raw.get("suite", "ml10")),
+        split=str(raw.get("split", "train")),
+        tasks=tuple(raw.get("tasks") or ()),
+        data=_section(DataSettings, raw.get("data"), "data"),
+        model=_section(ModelSettings, raw.get("model"), "model"),
+        dmil=dmil,
+        baseline=baseline,
+        train=_section(ScheduleSettings, raw.get("train"), "train"),
+    )
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device must be one of {DEVICES}, got {cfg.device!r}")
+    if not cfg.tasks:
+        if cfg.suite not in SUITES or cfg.split not in SPLITS:
+            raise ConfigError(f"suite/split must be in {SUITES} / {SPLITS}, got {cfg.suite!r}/{cfg.split!r}")
+    d, t = cfg.data, cfg.train
+    if d.validation_demos <= t.validation_shots:
+        raise ConfigError(
+            f"data.validation_demos ({d.validation_demos}) must exceed train.validation_shots "
+            f"({t.validation_shots}): the rest of the held-out demos are the validation query"
+        )
+    if d.demos_per_task - d.validation_demos < 1:
+        raise ConfigError("data.demos_per_task must leave at least one training demo after validation_demos")
+    if t.iterations < 1 or t.eval_interval < 1 or t.log_interval < 1:
+        raise ConfigError("train.iterations, eval_interval and log_interval must be >= 1")
+    if cfg.model.num_skills < 1 or not cfg.model.hidden_sizes:
+        raise ConfigError("model.num_skills must be >= 1 and model.hidden_sizes non-empty")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'dmil.outer_lr=1e-3' -> (['dmil', 'outer_lr'], 0.001); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"--set has an empty key: {text!r}")
+    return path, _coerce(yaml.safe_load(value))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    raw = dict(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        loaded = yaml.safe_load(p.read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+        raw = loaded or {}
+    return config_from_dict(apply_overrides(raw, overrides))
+
+
+def resolved_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Every value spelled out (the DMIL config fully resolved, the task list expanded)."""
+    d = to_dict(cfg)
+    d["tasks"] = cfg.task_list()
+    for section in ("model", "baseline"):
+        for k, v in d[section].items():
+            if isinstance(v, tuple):
+                d[section][k] = list(v)
+    return d
+
+
+def dump_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(resolved_dict(cfg), sort_keys=False)
