@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from torch.func import grad
 
 from dmil_ros.core.config import AdaptConfig
 from dmil_ros.core.data import Demo, concat_demos, validate_demos
@@ -24,23 +23,36 @@ from dmil_ros.core.losses import em_labels, high_level_loss, skill_sq_errors
 from dmil_ros.core.networks import Params, high_logits, split
 
 
-def _sub_skill_step(low: Params, obs: Tensor, act: Tensor, route: Tensor, lr: float) -> Params:
-    """One SGD step of each sub-skill on its own share only (eq. 4), skipping empty shares.
+def _sgd_(params: list[Tensor], grads: tuple[Tensor, ...], lr: float) -> None:
+    torch._foreach_add_(params, list(grads), alpha=-lr)
+
+
+def _high_step_(high: Params, obs: Tensor, labels: Tensor, next_same: Tensor, cfg: AdaptConfig) -> None:
+    """HI: one SGD step of the high level on the EM labels, in place."""
+    leaves = list(high.values())
+    with torch.enable_grad():
+        loss = high_level_loss(high, obs, labels, next_same, cfg.continuity_weight)
+        grads = torch.autograd.grad(loss, leaves)
+    with torch.no_grad():
+        _sgd_(leaves, grads, cfg.lr)
+
+
+def _sub_skill_step_(low: Params, obs: Tensor, act: Tensor, route: Tensor, lr: float) -> None:
+    """LI: one SGD step of each sub-skill on its own share only (eq. 4), in place; empty shares skip.
 
     Same update as differentiating `sub_skill_loss`, but each skill runs only on its states: K times
     fewer FLOPs than the masked form that meta-training needs for vmap.
     """
-    num_skills = low["low.0.weight"].shape[0]
-    slices: list[Params] = []
-    for k in range(num_skills):
-        one = {name: w[k : k + 1] for name, w in low.items()}
+    for k in range(low["low.0.weight"].shape[0]):
         share = torch.nonzero(route == k).flatten()
-        if len(share) > 0:
-            o, a = obs[share], act[share]
-            g = grad(lambda p, o=o, a=a: skill_sq_errors(p, o, a).mean())(one)
-            one = {name: w - lr * g[name] for name, w in one.items()}
-        slices.append(one)
-    return {name: torch.cat([s[name] for s in slices]) for name in low}
+        if len(share) == 0:
+            continue
+        with torch.enable_grad():
+            one = {name: w[k : k + 1].detach().requires_grad_(True) for name, w in low.items()}
+            loss = skill_sq_errors(one, obs[share], act[share]).mean()
+            grads = torch.autograd.grad(loss, list(one.values()))
+        with torch.no_grad():
+            _sgd_([w[k] for w in low.values()], tuple(g[0] for g in grads), lr)
 
 
 @dataclass(frozen=True)
@@ -77,31 +89,30 @@ def adapt(
     act = torch.from_numpy(act_np).to(dev)
     next_same = torch.from_numpy(mask_np).to(dev)
 
-    high, low = split({k: v.detach() for k, v in hierarchy.params.items()})
+    # Work on private leaf copies updated in place: no graph outlives a step (first-order steps).
+    high, low = split({k: v.detach().clone().requires_grad_(True) for k, v in hierarchy.params.items()})
     with torch.no_grad():
         errors = skill_sq_errors(low, obs, act)  # (K, N), reused by the first HI step
         route = high_logits(high, obs).argmax(-1)
         before = float(errors.gather(0, route.unsqueeze(0)).mean())
 
-    for _ in range(cfg.steps):
-        if cfg.adapt_high:  # HI
-            labels = em_labels(errors, cfg.label_mode, 0.1)
-            g = grad(high_level_loss)(high, obs, labels, next_same, cfg.continuity_weight)
-            high = {k: v - cfg.lr * g[k] for k, v in high.items()}
-            with torch.no_grad():
+        for _ in range(cfg.steps):
+            if cfg.adapt_high:  # HI
+                labels = em_labels(errors, cfg.label_mode, 0.1)
+                _high_step_(high, obs, labels, next_same, cfg)
                 route = high_logits(high, obs).argmax(-1)
-        if cfg.adapt_low:  # LI
-            low = _sub_skill_step(low, obs, act, route, cfg.lr)
-            with torch.no_grad():
+            if cfg.adapt_low:  # LI
+                _sub_skill_step_(low, obs, act, route, cfg.lr)
                 errors = skill_sq_errors(low, obs, act)
 
-    with torch.no_grad():
         after = float(errors.gather(0, route.unsqueeze(0)).mean())
         counts = torch.bincount(route, minlength=mc.num_skills).tolist()
-    params = {**high, **low}
-    finite = all(bool(torch.isfinite(v).all()) for v in params.values()) and np.isfinite(after)
+        params = {k: v.detach() for k, v in {**high, **low}.items()}
+        # A non-finite parameter makes its tensor's sum non-finite: one cheap reduction per tensor.
+        finite = bool(torch.isfinite(torch.stack([v.sum() for v in params.values()])).all())
+        finite = finite and bool(np.isfinite(after))
     if not finite:
-        accepted, reason = False, "adaptation diverged (non-finite parameters or loss); kept the previous hierarchy"
+        accepted, reason = False, "adaptation diverged (non-finite parameters or loss); kept the previous one"
     elif after > before * (1 + divergence_tolerance) + 1e-8:
         accepted, reason = False, f"loss increased {before:.4g} -> {after:.4g}; kept the previous hierarchy"
     else:
