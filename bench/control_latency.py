@@ -1,0 +1,167 @@
+"""State message -> command message latency of policy_node through DDS on loopback.
+
+A publisher (this process) sends the four state parts at --rate Hz, each set with a unique stamp; a
+real policy_node process (trigger=state, default-size 512x4 checkpoint unless --checkpoint) answers
+each with a TwistStamped carrying that stamp. Latency = command received - state publishing began,
+both taken on this process's monotonic clock. A cycle is missed when its command did not arrive
+before the next state was due (or never). The last line printed is JSON:
+  {"p50_ms", "p99_ms", "max_ms", "missed_cycles", "lost", "rate_hz", "duration_s", "n", ...}
+
+    python bench/control_latency.py --duration 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from builtin_interfaces.msg import Time
+
+from dmil_ros.core.checkpoint import save_checkpoint
+from dmil_ros.core.config import ModelConfig
+from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.envs.base import RobotState
+from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.observation import stamp_ns, state_to_msgs
+from dmil_ros.ros.testing import Probe, isolated_ros_env
+
+
+def bench_state(k: int) -> RobotState:
+    """A plausible reach-v3 state that changes every cycle (so nothing is cached)."""
+    wobble = 0.01 * np.sin(0.05 * k)
+    return RobotState(
+        joint_names=tuple(f"right_j{i}" for i in range(7)) + ("r_close", "l_close"),
+        joint_positions=np.linspace(-0.5, 0.5, 9) + wobble,
+        ee_position=np.array([0.0, 0.6, 0.2]) + wobble,
+        ee_orientation=np.array([0.0, 0.0, 0.0, 1.0]),
+        gripper_opening=1.0,
+        object_positions=np.array([[0.0, 0.7, 0.02]]),
+        object_orientations=np.array([[0.0, 0.0, 0.0, 1.0]]),
+        goal_position=np.array([0.1, 0.8, 0.2]),
+    )
+
+
+def sleep_until(deadline_ns: int) -> None:
+    """Sleep most of the way, spin the last 0.3 ms (time.sleep alone jitters by ~0.1-1 ms)."""
+    while True:
+        left = deadline_ns - time.perf_counter_ns()
+        if left <= 0:
+            return
+        if left > 600_000:
+            time.sleep((left - 300_000) * 1e-9)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process (Linux /proc): load-independent cost of the policy node."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(duration: float, rate: float, checkpoint: Path, warmup: float) -> dict:
+    env = isolated_ros_env()
+    demo_dir = tempfile.mkdtemp(prefix="dmil_bench_demos_")
+    params = {"checkpoint": checkpoint, "enabled": "true", "trigger": "state", "rate": float(rate),
+              "state_timeout": 1.0, "expected_joint_count": 10, "demo_dir": demo_dir, "torch_threads": 1}
+    cmd = [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args"]
+    for name, value in params.items():
+        cmd += ["-p", f"{name}:={value}"]
+    policy = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    probe = Probe(int(env["ROS_DOMAIN_ID"]), name="latency_bench")
+    sent: dict[int, int] = {}
+    received: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def on_command(msg) -> None:  # runs on the probe's executor thread
+        now = time.perf_counter_ns()
+        with lock:
+            received.setdefault(stamp_ns(msg.header.stamp), now)
+
+    try:
+        probe.node.create_subscription(itf.POLICY_TWIST.msg_type, itf.POLICY_TWIST.name, on_command,
+                                       itf.POLICY_TWIST.qos)
+        pubs = [probe.publisher(spec) for spec in (itf.GOAL, itf.OBJECT_POSES, itf.JOINT_STATES, itf.EE_POSE)]
+        probe.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
+                         and probe.node.count_publishers(itf.POLICY_TWIST.name) >= 1, 60, "policy_node")
+        period = int(1e9 / rate)
+        total = int((warmup + duration) * rate)
+        skip = int(warmup * rate)
+        late_publishes = 0
+        t0 = time.perf_counter_ns() + period
+        cpu_start = None
+        for k in range(total):
+            if k == skip:
+                cpu_start = _cpu_seconds(policy.pid)
+            due = t0 + k * period
+            sleep_until(due)
+            if time.perf_counter_ns() - due > period:
+                late_publishes += 1  # this process fell behind: not the policy's fault, reported apart
+            stamp = Time(sec=1 + k // 1000, nanosec=(k % 1000) * 1_000_000)
+            js, ee, objs, goal = state_to_msgs(bench_state(k), stamp, "world", "gripper_opening")
+            start = time.perf_counter_ns()
+            for pub, msg in zip(pubs, (goal, objs, js, ee), strict=True):
+                pub.publish(msg)
+            if k >= skip:
+                sent[stamp_ns(stamp)] = start
+        time.sleep(0.5)  # stragglers
+        cpu_per_state = (_cpu_seconds(policy.pid) - cpu_start) / max(total - skip, 1) if cpu_start else None
+    finally:
+        probe.close()
+        policy.send_signal(signal.SIGINT)
+        try:
+            out, _ = policy.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            policy.kill()
+            out, _ = policy.communicate()
+    if policy.returncode not in (0, -signal.SIGINT):
+        print(out, file=sys.stderr)
+    with lock:
+        lat = np.array([(received[s] - t) / 1e6 for s, t in sent.items() if s in received])
+    lost = len(sent) - len(lat)
+    missed = lost + int((lat > 1e3 / rate).sum())
+    return {
+        "p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+        "max_ms": round(float(lat.max()), 3) if len(lat) else None,
+        "mean_ms": round(float(lat.mean()), 3) if len(lat) else None,
+        "missed_cycles": missed,
+        "lost": lost,
+        "late_publishes": late_publishes,
+        "policy_cpu_ms_per_state": round(cpu_per_state * 1e3, 3) if cpu_per_state else None,
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "rate_hz": rate,
+        "duration_s": duration,
+        "n": len(sent),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (after --warmup)")
+    parser.add_argument("--rate", type=float, default=200.0, help="state rate [Hz]")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not measured")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint dir (default: a fresh ModelConfig(39, 4, 3) = 512x4, 3 sub-skills)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="dmil_bench_ckpt_") as tmp:
+        default = Hierarchy.initialize(ModelConfig(39, 4, 3))  # the real size: 512x4, 3 sub-skills
+        checkpoint = args.checkpoint or save_checkpoint(default, Path(tmp))
+        result = run(args.duration, args.rate, checkpoint, args.warmup)
+    result["checkpoint"] = str(args.checkpoint) if args.checkpoint else "random ModelConfig(39, 4, 3), 512x4"
+    result["cpu_count"] = os.cpu_count()
+    print(f"{result['n']} states at {args.rate:g} Hz: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"max {result['max_ms']} ms, missed {result['missed_cycles']} (lost {result['lost']})")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""demo_recorder: teleoperated demonstrations -> one MCAP file each; `dmil/adapt` for the operator.
+
+dmil/record/start (Trigger) opens <demo_dir>/<task>/demo-<time>-NN.mcap.part and writes every message
+of the state topics and the operator's command topics (teleop/*; remap them to the real device)
+until dmil/record/stop (Trigger) finalizes it as .mcap. The latest state/latched messages are written
+at the start so each file stands alone. A demo without operator commands is discarded. Killing the
+recorder mid-demo leaves that demo as .part, earlier demos untouched; a clean shutdown mid-demo
+finalizes it as .mcap.interrupted (kept for inspection, never used for adaptation).
+
+dmil/adapt (Trigger): checks there is something to adapt to (not recording, >= 1 demo of the current
+task, no adaptation in flight) and forwards to the policy node's dmil/policy/adapt, which rebuilds the
+demos with its observation mapping, adapts off its control thread and answers with the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.task import Future
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from dmil_ros import __version__
+from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.mcap_io import DemoWriter, list_demos, new_demo_path, task_dir
+from dmil_ros.ros.runner import run_node
+
+NAME = "demo_recorder"
+LATCHED_ROLES = (itf.TASK.name, itf.EPISODE_INFO.name, *(s.name for s in itf.STATE_TOPICS))
+
+
+class DemoRecorder(Node):
+    def __init__(self, **node_kwargs: Any) -> None:
+        """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
+        super().__init__(NAME, **node_kwargs)
+        self.p = itf.declare_parameters(self, itf.RECORDER_PARAMS)
+        self._task: str = self.p["task"]
+        self._writer: DemoWriter | None = None
+        self._started = 0.0
+        self._latest: dict[str, tuple[str, Any]] = {}  # role -> (topic, last message)
+        self._adapting = False
+        self._topics: dict[str, str] = {}
+        state_qos = itf.state_qos(self.p["state_reliability"])
+        for spec in itf.RECORDED_TOPICS:
+            qos = state_qos if spec in itf.STATE_TOPICS or spec is itf.TASK_SUCCESS else spec.qos
+            sub = self.create_subscription(spec.msg_type, spec.name,
+                                           lambda m, s=spec: self._on_msg(s, m), itf.recording_qos(qos))
+            self._topics[spec.name] = sub.topic_name  # after remapping: what Foxglove will show
+            if spec is itf.TELEOP_TWIST:
+                self._twist_sub = sub
+        self.create_service(Trigger, itf.RECORD_START.name, self._on_start)
+        self.create_service(Trigger, itf.RECORD_STOP.name, self._on_stop)
+        # The adapt service awaits the policy's answer: while it waits, the client (and the timeout timer)
+        # must not be blocked behind it in the node's default mutually exclusive group.
+        self._async_group = ReentrantCallbackGroup()
+        self.create_service(Trigger, itf.ADAPT.name, self._on_adapt, callback_group=self._async_group)
+        self._policy_adapt = self.create_client(Trigger, itf.POLICY_ADAPT.name,
+                                                callback_group=self._async_group)
+        self.get_logger().info(f"demos of {self._task} go to {task_dir(self.p['demo_dir'], self._task)}")
+
+    @property
+    def twist_topic(self) -> str:
+        return self._topics[itf.TELEOP_TWIST.name]
+
+    def _on_msg(self, spec: itf.TopicSpec, msg: Any) -> None:
+        topic = self._topics[spec.name]
+        if spec is itf.TASK and isinstance(msg, String) and msg.data != self._task:
+            if self._writer is not None:
+                self.get_logger().warning(f"task changed to {msg.data} during a demo of {self._task}")
+            self._task = msg.data
+        if spec.name in LATCHED_ROLES:
+            self._latest[spec.name] = (topic, msg)
+        if self._writer is None:
+            return
+        try:
+            self._writer.write(topic, msg)
+        except OSError as e:  # disk full, directory gone: stop cleanly, keep what was written
+            self.get_logger().error(f"cannot write {self._writer.part_path}: {e}; recording stopped")
+            self._writer.discard()
+            self._writer = None
+
+    # --- recording ----------------------------------------------------------------------------
+    def _on_start(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        if self._writer is not None:
+            res.success, res.message = False, f"already recording to {self._writer.part_path}"
+            return res
+        path = new_demo_path(self.p["demo_dir"], self._task)
+        meta = {"task": self._task, "env": self.p["env"], "started_unix": f"{time.time():.3f}",
+                "dmil_ros_version": __version__, **{f"topic:{r}": t for r, t in self._topics.items()}}
+        try:
+            self._writer = DemoWriter(path, meta)
+            for topic, msg in self._latest.values():
+                self._writer.write(topic, msg)
+        except OSError as e:
+            res.success, res.message = False, f"cannot create {path}: {e}"
+            return res
+        self._started = time.monotonic()
+        senders = self._twist_sub.get_publisher_count()
+        hint = "" if senders else " (none yet: is the device up?)"
+        res.success = True
+        res.message = (f"recording a demo of {self._task} to {path}; {senders} operator command "
+                       f"publisher(s) on {self.twist_topic}{hint}")
+        self.get_logger().info(res.message)
+        return res
+
+    def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            res.success, res.message = False, "not recording"
+            return res
+        commands = writer.counts.get(self.twist_topic, 0)
+        if commands == 0:
+            writer.discard()
+            res.success = False
+            res.message = f"no operator commands on {self.twist_topic} were recorded; demo discarded"
+            self.get_logger().warning(res.message)
+            return res
+        try:
+            path = writer.finish()
+        except OSError as e:
+            res.success, res.message = False, f"cannot finalize {writer.part_path}: {e}"
+            return res
+        total = len(list_demos(self.p["demo_dir"], self._task))
+        res.success = True
+        res.message = (f"saved {path} ({commands} operator commands, {sum(writer.counts.values())} messages, "
+                       f"{time.monotonic() - self._started:.1f} s); {total} demo(s) of {self._task}")
+        self.get_logger().info(res.message)
+        return res
+
+    # --- adaptation ---------------------------------------------------------------------------
+    async def _on_adapt(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        res.success = False
+        if self._writer is not None:
+            res.message = "a demo is being recorded; call dmil/record/stop first"
+        elif self._adapting:
+            res.message = "adaptation already running; try again when it has finished"
+        elif not list_demos(self.p["demo_dir"], self._task):
+            res.message = (f"no demos of task {self._task} in {task_dir(self.p['demo_dir'], self._task)}; "
+                           "record one with dmil/record/start and dmil/record/stop")
+        elif not self._policy_adapt.service_is_ready():
+            res.message = f"{self._policy_adapt.srv_name} is not available (is policy_node running?)"
+        else:
+            self._adapting = True
+            try:
+                res.success, res.message = await self._forward()
+            finally:
+                self._adapting = False
+        if res.success:  # rclpy loggers insist on one severity per call site
+            self.get_logger().info(f"dmil/adapt: {res.message}")
+        else:
+            self.get_logger().warning(f"dmil/adapt: {res.message}")
+        return res
+
+    async def _forward(self) -> tuple[bool, str]:
+        future: Future = self._policy_adapt.call_async(Trigger.Request())
+        timeout = self.p["adapt_timeout"]
+        timer = self.create_timer(timeout, future.cancel, callback_group=self._async_group)
+        try:
+            reply = await future
+        finally:
+            self.destroy_timer(timer)
+        if future.cancelled() or reply is None:
+            return False, f"the policy node did not answer within {timeout:g} s"
+        return bool(reply.success), reply.message
+
+    def close(self) -> None:
+        """Clean shutdown mid-demo: keep the data as .mcap.interrupted (never used for adaptation)."""
+        if self._writer is not None:
+            path = self._writer.finish(self._writer.path.with_name(self._writer.path.name + ".interrupted"))
+            self.get_logger().warning(f"shut down mid-demo; kept the partial demo as {path}")
+            self._writer = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(NAME, DemoRecorder, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The node graphs, defined once: which executables, parameters and remappings make 'sim' and 'hardware'.
+
+Both launch files (launch/*.launch.py, through launch_ros) and `dmil bringup` (plain subprocesses,
+no `ros2 launch` needed) turn `build_graph(kind, args)` into running nodes, so they cannot drift.
+
+sim:      sim_bridge + policy_node + demo_recorder (+ scripted_teleop when teleop=on)
+hardware: policy_node + demo_recorder; the policy's twist goes to `twist_topic` (e.g. MoveIt Servo's
+          /servo_node/delta_twist_cmds), the state comes from the robot's topics, the recorder
+          records the operator's device topics.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dmil_ros
+from dmil_ros.ros import interfaces as itf
+
+PACKAGE = "dmil_ros"
+KINDS = ("sim", "hardware")
+
+
+@dataclass(frozen=True)
+class LaunchArg:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str  # console script in lib/dmil_ros, and module dmil_ros.ros.<executable>
+    name: str
+    params_file: Path
+    parameters: dict[str, Any] = field(default_factory=dict)  # typed overrides of the params file
+    remappings: tuple[tuple[str, str], ...] = ()
+    package: str = PACKAGE
+
+    @property
+    def module(self) -> str:
+        return f"{PACKAGE}.ros.{self.executable}"
+
+
+_COMMON_ARGS = (
+    LaunchArg("env", "metaworld", "environment family the policy was trained in", ("metaworld",)),
+    LaunchArg("task", "reach-v3", "task to run / adapt to"),
+    LaunchArg("checkpoint", "", "policy checkpoint directory (empty: the shipped metaworld_ml10)"),
+    LaunchArg("demo_dir", itf.DEFAULT_DEMO_DIR, "where demos are recorded, one sub-directory per task"),
+    LaunchArg("enable_policy", "false", "let the policy drive from the start", ("true", "false")),
+)
+LAUNCH_ARGS: dict[str, tuple[LaunchArg, ...]] = {
+    "sim": (
+        *_COMMON_ARGS,
+        LaunchArg("rate", "80.0", "sim real-time step rate and policy watchdog rate [Hz]"),
+        LaunchArg("lock_step", "true", "one physics step per command (reproducible)", ("true", "false")),
+        LaunchArg("teleop", "on", "run the scripted expert as operator (enable it: dmil/teleop/enable)",
+                  ("on", "off")),
+    ),
+    "hardware": (
+        *_COMMON_ARGS,
+        LaunchArg("rate", "80.0", "policy control rate [Hz]"),
+        LaunchArg("twist_topic", "/servo_node/delta_twist_cmds", "where the policy's TwistStamped goes"),
+        LaunchArg("gripper_topic", "/" + itf.POLICY_GRIPPER.name, "where the policy's gripper command goes"),
+        LaunchArg("joint_states_topic", "/joint_states", "robot joint states"),
+        LaunchArg("ee_pose_topic", "/" + itf.EE_POSE.name, "end-effector PoseStamped"),
+        LaunchArg("object_poses_topic", "/" + itf.OBJECT_POSES.name, "object PoseArray (perception)"),
+        LaunchArg("goal_topic", "/" + itf.GOAL.name, "goal PointStamped"),
+        LaunchArg("teleop_twist_topic", "/" + itf.TELEOP_TWIST.name, "operator device twist (recorded)"),
+        LaunchArg("teleop_gripper_topic", "/" + itf.TELEOP_GRIPPER.name,
+                  "operator gripper command (recorded)"),
+    ),
+}
+
+
+def launch_args(kind: str) -> tuple[LaunchArg, ...]:
+    if kind not in LAUNCH_ARGS:
+        raise itf.ConfigError(f"unknown graph {kind!r}; choose one of {', '.join(KINDS)}")
+    return LAUNCH_ARGS[kind]
+
+
+def config_file(kind: str) -> Path:
+    """config/<kind>.yaml: the source checkout first, then the installed share directory."""
+    name = f"{kind}.yaml"
+    pkg_dir = Path(dmil_ros.__file__).resolve().parent
+    candidates = []
+    if (pkg_dir.parent / "package.xml").is_file():  # source checkout / editable install
+        candidates.append(pkg_dir.parent / "config" / name)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / name)
+    except (ImportError, LookupError, OSError, ValueError):
+        pass
+    if len(pkg_dir.parents) > 3:  # installed at <prefix>/lib/pythonX.Y/site-packages/dmil_ros
+        candidates.append(pkg_dir.parents[3] / "share" / PACKAGE / "config" / name)
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / name)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise itf.ConfigError(f"cannot find {name}; looked in {', '.join(str(c.parent) for c in candidates)}")
+
+
+def _values(kind: str, given: Mapping[str, str]) -> dict[str, str]:
+    known = {a.name: a for a in launch_args(kind)}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise itf.ConfigError(f"unknown {kind} argument(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    values = {name: str(given.get(name, a.default)) for name, a in known.items()}
+    for name, value in values.items():
+        if known[name].choices and value not in known[name].choices:
+            raise itf.ConfigError(f"{name}:={value} is not one of {', '.join(known[name].choices)}")
+    return values
+
+
+def _params(node: str, values: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
+    """Typed parameter overrides for `node`: parameter name -> launch argument name."""
+    return {p: itf.coerce(itf.param_spec(node, p), values[a]) for p, a in names.items()}
+
+
+def _remaps(pairs: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((src, dst) for src, dst in pairs.items() if dst and dst.lstrip("/") != src)
+
+
+def build_graph(kind: str, given: Mapping[str, str] | None = None) -> list[NodeSpec]:
+    """The nodes of graph `kind` for the launch arguments `given` (strings, as from a launch file)."""
+    values = _values(kind, given or {})
+    cfg = config_file(kind)
+    common = {"env": "env", "task": "task"}
+    policy = NodeSpec("policy_node", "policy_node", cfg, _params("policy_node", values, {
+        **common, "checkpoint": "checkpoint", "rate": "rate", "demo_dir": "demo_dir",
+        "enabled": "enable_policy"}))
+    recorder = NodeSpec("demo_recorder", "demo_recorder", cfg,
+                        _params("demo_recorder", values, {**common, "demo_dir": "demo_dir"}))
+    if kind == "sim":
+        nodes = [
+            NodeSpec("sim_bridge", "sim_bridge", cfg, _params("sim_bridge", values, {
+                **common, "rate": "rate", "lock_step": "lock_step"})),
+            policy,
+            recorder,
+        ]
+        if values["teleop"] == "on":
+            nodes.append(NodeSpec("scripted_teleop", "scripted_teleop", cfg,
+                                  _params("scripted_teleop", values, common)))
+        return nodes
+    state = {
+        itf.JOINT_STATES.name: values["joint_states_topic"],
+        itf.EE_POSE.name: values["ee_pose_topic"],
+        itf.OBJECT_POSES.name: values["object_poses_topic"],
+        itf.GOAL.name: values["goal_topic"],
+    }
+    policy_remaps = _remaps({**state, itf.POLICY_TWIST.name: values["twist_topic"],
+                             itf.POLICY_GRIPPER.name: values["gripper_topic"]})
+    recorder_remaps = _remaps({**state, itf.TELEOP_TWIST.name: values["teleop_twist_topic"],
+                               itf.TELEOP_GRIPPER.name: values["teleop_gripper_topic"]})
+    return [
+        NodeSpec(policy.executable, policy.name, cfg, policy.parameters, policy_remaps),
+        NodeSpec(recorder.executable, recorder.name, cfg, recorder.parameters, recorder_remaps),
+    ]
+
+
+def ros_args(spec: NodeSpec, overrides_file: Path) -> list[str]:
+    """`--ros-args` for running `spec` outside launch (overrides written to `overrides_file`)."""
+    args = ["--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(spec.params_file),
+            "--params-file", str(overrides_file)]
+    for src, dst in spec.remappings:
+        args += ["-r", f"{src}:={dst}"]
+    return args
+

@@ -1,0 +1,319 @@
+"""The single source of truth for the ROS 2 interface of dmil_ros: topics, services, QoS, parameters.
+
+Every node, the graph, the bench and the tests import names, types and QoS from here; nothing else
+spells a topic or service name. Names are relative, so a namespace or a remapping moves them.
+
+Topics (type, QoS)                       publisher -> subscribers
+  joint_states      JointState    state  sim_bridge | robot -> policy_node, scripted_teleop, recorder
+  ee_pose           PoseStamped   state  sim_bridge | robot -> ...
+  object_poses      PoseArray     state  sim_bridge | perception -> ...
+  goal              PointStamped  state  sim_bridge | operator -> ...
+  task_success      Bool          state  sim_bridge -> recorder, tests
+  episode_info      String(JSON)  latch  sim_bridge -> policy_node, scripted_teleop, recorder
+  task              String        latch  sim_bridge -> policy_node, scripted_teleop, recorder
+  dmil/policy/twist_cmd    TwistStamped  cmd  policy_node -> sim_bridge | MoveIt Servo
+  dmil/policy/gripper_cmd  Float64       cmd  policy_node -> sim_bridge | gripper driver
+  teleop/twist_cmd         TwistStamped  cmd  scripted_teleop | human device -> sim_bridge, recorder
+  teleop/gripper_cmd       Float64       cmd  scripted_teleop | human device -> sim_bridge, recorder
+  dmil/policy/skill        Int32         cmd  active sub-skill (plot it in Foxglove / rqt_plot)
+  dmil/policy/skill_probs  Float32MultiArray  sub-skill probabilities
+  dmil/policy/status       String        latch  "disabled" | "driving" | "refusing: <reason>"
+
+Services (all std_srvs)
+  dmil/sim/reset        Trigger  sim_bridge: new episode (seed = seed parameter + episode index)
+  dmil/policy/enable    SetBool  policy_node: drive (true) or stay silent (false)
+  dmil/policy/adapt     Trigger  policy_node (internal): adapt to the current task's demos on disk
+  dmil/policy/revert    Trigger  policy_node: drop the adaptation, back to the loaded checkpoint
+  dmil/record/start     Trigger  demo_recorder: begin a demonstration (one MCAP file)
+  dmil/record/stop      Trigger  demo_recorder: finalize it
+  dmil/adapt            Trigger  demo_recorder: user-facing adaptation (forwards to dmil/policy/adapt)
+  dmil/teleop/enable    SetBool  scripted_teleop: operate (true) or not
+
+Switching task: set the `task` parameter of sim_bridge (`ros2 param set /sim_bridge task
+drawer-open-v3`); it rebuilds the env, resets and publishes the latched `task` topic, which the other
+nodes follow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from geometry_msgs.msg import PointStamped, PoseArray, PoseStamped, TwistStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float32MultiArray, Float64, Int32, String
+from std_srvs.srv import SetBool, Trigger
+
+# --- QoS ------------------------------------------------------------------------------------------
+# Reliable so that lock-step simulation never loses the one state a step produces; depth 10 absorbs
+# bursts. A best-effort variant exists for robots/perception publishing best-effort.
+STATE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+BEST_EFFORT_STATE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+COMMAND_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Late joiners (a recorder started after the sim) still learn the task / episode.
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def state_qos(reliability: str) -> QoSProfile:
+    return BEST_EFFORT_STATE_QOS if reliability == "best_effort" else STATE_QOS
+
+
+RECORDING_DEPTH = 1000
+
+
+def recording_qos(qos: QoSProfile) -> QoSProfile:
+    """`qos` with a deep history: a lock-step sim runs faster than real time and the recorder must not
+    lose messages while it is busy writing (KEEP_LAST drops the oldest once the history is full)."""
+    if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+        return qos
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=RECORDING_DEPTH, reliability=qos.reliability,
+                      durability=qos.durability)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    msg_type: type
+    qos: QoSProfile
+    description: str
+
+
+JOINT_STATES = TopicSpec("joint_states", JointState, STATE_QOS, "arm + finger joints, plus the gripper joint")
+EE_POSE = TopicSpec("ee_pose", PoseStamped, STATE_QOS, "end-effector pose, world frame")
+OBJECT_POSES = TopicSpec("object_poses", PoseArray, STATE_QOS, "poses of the task's objects, world frame")
+GOAL = TopicSpec("goal", PointStamped, STATE_QOS, "task goal position, world frame")
+TASK_SUCCESS = TopicSpec("task_success", Bool, STATE_QOS, "task solved at this step")
+EPISODE_INFO = TopicSpec("episode_info", String, LATCHED_QOS,
+                         "JSON: task, episode, seed, step, success, done")
+TASK = TopicSpec("task", String, LATCHED_QOS, "name of the current task")
+POLICY_TWIST = TopicSpec("dmil/policy/twist_cmd", TwistStamped, COMMAND_QOS, "policy ee velocity command")
+POLICY_GRIPPER = TopicSpec("dmil/policy/gripper_cmd", Float64, COMMAND_QOS,
+                           "policy gripper effort, +1 closes")
+TELEOP_TWIST = TopicSpec("teleop/twist_cmd", TwistStamped, COMMAND_QOS, "operator ee velocity command")
+TELEOP_GRIPPER = TopicSpec("teleop/gripper_cmd", Float64, COMMAND_QOS, "operator gripper effort, +1 closes")
+SKILL = TopicSpec("dmil/policy/skill", Int32, COMMAND_QOS, "index of the active sub-skill")
+SKILL_PROBS = TopicSpec("dmil/policy/skill_probs", Float32MultiArray, COMMAND_QOS, "sub-skill probabilities")
+POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled | driving | refusing: <why>")
+
+# The parts of the robot state the observation is rebuilt from (the recorder also stores the rest).
+STATE_TOPICS = (JOINT_STATES, EE_POSE, OBJECT_POSES, GOAL)
+RECORDED_TOPICS = (*STATE_TOPICS, TASK_SUCCESS, EPISODE_INFO, TASK, TELEOP_TWIST, TELEOP_GRIPPER)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    srv_type: type
+    description: str
+
+
+SIM_RESET = ServiceSpec("dmil/sim/reset", Trigger, "start a new episode")
+POLICY_ENABLE = ServiceSpec("dmil/policy/enable", SetBool, "let the policy drive (true) or not (false)")
+POLICY_ADAPT = ServiceSpec("dmil/policy/adapt", Trigger, "internal: adapt to the current task's demos")
+POLICY_REVERT = ServiceSpec("dmil/policy/revert", Trigger, "back to the loaded checkpoint")
+RECORD_START = ServiceSpec("dmil/record/start", Trigger, "start recording a demonstration")
+RECORD_STOP = ServiceSpec("dmil/record/stop", Trigger, "stop and finalize the demonstration")
+ADAPT = ServiceSpec("dmil/adapt", Trigger, "adapt the policy to the recorded demos of the current task")
+TELEOP_ENABLE = ServiceSpec("dmil/teleop/enable", SetBool, "let the scripted operator drive")
+
+# --- Parameters -----------------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A node cannot start with its parameters/resources; the message is meant for the operator."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None  # inclusive
+    choices: tuple[str, ...] = ()
+    dynamic: bool = False  # may be changed at runtime (`ros2 param set`); others are read-only
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(name=self.name, description=self.description, read_only=not self.dynamic)
+        if self.range is not None and isinstance(self.default, bool):
+            raise TypeError(f"{self.name}: a range makes no sense for a bool")
+        if self.range is not None and isinstance(self.default, int):
+            lo, hi = int(self.range[0]), int(self.range[1])
+            d.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=0)]
+        elif self.range is not None:
+            d.floating_point_range = [
+                FloatingPointRange(from_value=float(self.range[0]), to_value=float(self.range[1]), step=0.0)
+            ]
+        if self.choices:
+            d.additional_constraints = "one of: " + ", ".join(self.choices)
+        return d
+
+    def check(self, value: Any) -> str | None:
+        """None if `value` is acceptable, else the reason (ranges are also enforced by rclpy)."""
+        if self.choices and value not in self.choices:
+            return f"{self.name}={value!r} is not one of {', '.join(self.choices)}"
+        if self.range is not None and not (self.range[0] <= value <= self.range[1]):
+            return f"{self.name}={value!r} is outside [{self.range[0]}, {self.range[1]}]"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{self.name}={value!r} is not finite"
+        return None
+
+
+_TYPE_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 80.0, not 80)",
+               str: "a string"}
+
+DEFAULT_DEMO_DIR = "~/.dmil/demos"
+
+COMMON_PARAMS = (
+    ParamSpec("env", "metaworld", "environment family the policy was trained in", choices=("metaworld",)),
+    ParamSpec("task", "reach-v3", "task name; nodes follow the latched `task` topic when it is published"),
+)
+OBSERVATION_PARAMS = (
+    ParamSpec("gripper_joint", "gripper_opening",
+              "joint in joint_states whose position gives the gripper opening (sim: a virtual joint)"),
+    ParamSpec("gripper_scale", 1.0, "opening in the observation = clip(position * gripper_scale, 0, 1)",
+              range=(1e-6, 1e6)),
+    ParamSpec("expected_joint_count", 0, "refuse joint_states with another number of joints (0: any)",
+              range=(0, 1000)),
+    ParamSpec("state_reliability", "reliable", "QoS reliability of the state subscriptions",
+              choices=("reliable", "best_effort")),
+)
+
+SIM_BRIDGE_PARAMS = (
+    *COMMON_PARAMS[:1],
+    ParamSpec("task", "reach-v3", "Meta-World task; set it at runtime to switch task (rebuilds the env)",
+              dynamic=True),
+    ParamSpec("seed", 0, "episode i is reset with seed + i", range=(0, 2**31 - 1)),
+    ParamSpec("lock_step", True, "one physics step per received command (reproducible evaluation)"),
+    ParamSpec("rate", 80.0, "real-time mode: physics steps per second (80 = Meta-World's 12.5 ms)",
+              range=(1.0, 1000.0)),
+    ParamSpec("command_timeout", 0.2, "real-time mode: zero velocity when no twist for this long [s]",
+              range=(0.001, 10.0)),
+    ParamSpec("command_source", "any", "accept commands from the policy, the operator, or any of them",
+              choices=("any", "policy", "teleop")),
+    ParamSpec("max_episode_steps", 500, "episode horizon in steps", range=(1, 100000)),
+    ParamSpec("end_on_success", True, "the episode is over at the first successful step"),
+    ParamSpec("auto_reset", False, "start the next episode as soon as one is over"),
+    ParamSpec("heartbeat_rate", 10.0, "republish the (unchanged) state this often while waiting [Hz]",
+              range=(0.1, 1000.0)),
+    ParamSpec("gripper_grace", 0.02, "lock-step: after a twist, wait this long for its gripper command [s]",
+              range=(0.0, 1.0)),
+    ParamSpec("gripper_joint", "gripper_opening", "name of the virtual joint carrying the gripper opening"),
+    ParamSpec("frame_id", "world", "frame of the published poses"),
+)
+
+POLICY_PARAMS = (
+    *COMMON_PARAMS,
+    *OBSERVATION_PARAMS,
+    ParamSpec("checkpoint", "", "checkpoint directory; empty: the shipped metaworld_ml10 checkpoint"),
+    ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)"),
+    ParamSpec("trigger", "state", "state: act on each new complete state (all parts share one stamp); "
+              "timer: act at `rate` on the latest parts", choices=("state", "timer")),
+    ParamSpec("rate", 80.0, "timer mode: control rate; both modes: watchdog rate [Hz]", range=(1.0, 2000.0)),
+    ParamSpec("state_timeout", 0.25, "zero command when no complete state arrived for this long [s]",
+              range=(0.001, 10.0)),
+    ParamSpec("max_linear_speed", 0.8, "clamp of each commanded linear velocity component [m/s]",
+              range=(0.0, 10.0)),
+    ParamSpec("frame_id", "world", "frame of the published twist"),
+    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task"),
+    ParamSpec("max_demos", 3, "adapt on the newest N demos of the task", range=(1, 100)),
+    ParamSpec("adapt_steps", -1, "adaptation steps (HI + LI each); -1: the checkpoint's adapt config",
+              range=(-1, 1000)),
+    ParamSpec("adapt_lr", 0.0, "adaptation step size of both levels; 0: the checkpoint's adapt config",
+              range=(0.0, 10.0)),
+    ParamSpec("torch_threads", 1, "torch intra-op threads (1 keeps control latency low)", range=(1, 256)),
+)
+
+RECORDER_PARAMS = (
+    *COMMON_PARAMS,
+    ParamSpec("state_reliability", "reliable", "QoS reliability of the recorded state subscriptions",
+              choices=("reliable", "best_effort")),
+    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "demos go to <demo_dir>/<task>/demo-*.mcap"),
+    ParamSpec("adapt_timeout", 120.0, "give up waiting for the policy node's adaptation [s]",
+              range=(1.0, 3600.0)),
+)
+
+TELEOP_PARAMS = (
+    *COMMON_PARAMS,
+    *OBSERVATION_PARAMS,
+    ParamSpec("enabled", True, "operate from the start (otherwise call dmil/teleop/enable)"),
+    ParamSpec("frame_id", "world", "frame of the published twist"),
+)
+
+NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
+    "sim_bridge": SIM_BRIDGE_PARAMS,
+    "policy_node": POLICY_PARAMS,
+    "demo_recorder": RECORDER_PARAMS,
+    "scripted_teleop": TELEOP_PARAMS,
+}
+
+
+def param_spec(node: str, name: str) -> ParamSpec:
+    for spec in NODE_PARAMS[node]:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"{node} has no parameter {name!r}")
+
+
+def coerce(spec: ParamSpec, text: Any) -> Any:
+    """A launch-argument string (or value) as the parameter's type; raises ConfigError."""
+    if not isinstance(text, str) or isinstance(spec.default, str):
+        value = text
+    elif isinstance(spec.default, bool):
+        low = text.strip().lower()
+        if low not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
+            raise ConfigError(f"{spec.name}: {text!r} is not a bool (true/false)")
+        value = low in ("true", "1", "on", "yes")
+    else:
+        try:
+            value = type(spec.default)(text)
+        except ValueError:
+            raise ConfigError(f"{spec.name}: {text!r} is not {_TYPE_NAMES[type(spec.default)]}") from None
+    problem = spec.check(value)
+    if problem:
+        raise ConfigError(problem)
+    return value
+
+
+def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:
+    """Declare `specs` on `node` (with descriptors) and return their values; ConfigError lists every
+    bad value, so the operator fixes the YAML once."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for spec in specs:
+        try:
+            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+        except InvalidParameterTypeException:
+            problems.append(f"{spec.name} must be {_TYPE_NAMES[type(spec.default)]}")
+            continue
+        except InvalidParameterValueException as e:
+            # rclpy only rejects declared values through the descriptor, i.e. the range
+            if spec.range is not None:
+                problems.append(f"{spec.name} is outside [{spec.range[0]}, {spec.range[1]}]")
+            else:
+                problems.append(f"{spec.name}: {e}")
+            continue
+        problem = spec.check(value)
+        if problem:
+            problems.append(problem)
+        values[spec.name] = value
+    if problems:
+        raise ConfigError("invalid parameters: " + "; ".join(problems))
+    return values

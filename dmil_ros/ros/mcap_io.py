@@ -1,0 +1,285 @@
+"""Demonstrations on disk: one MCAP file per demo (ros2 profile, CDR; readable by ros2 bag and Foxglove).
+
+Writing: `DemoWriter` streams messages into `<name>.mcap.part` and renames it to `<name>.mcap` only
+when the demo is finalized, so a recorder killed mid-demo leaves a `.part` file next to intact
+earlier demos, and nothing ever reads a half-written demo. A metadata record "dmil_ros" stores the
+task and the topic each role was recorded from (topics may be remapped on a robot).
+
+Reading: `demo_from_mcap` rebuilds the core `Demo` with the policy node's own observation mapping:
+one sample per operator twist command, paired with the state it was computed from (same header
+stamp; else the latest complete state), the previous frame carried from the previous sample, the
+action converted back from the twist + latest gripper command.
+"""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mcap.exceptions import McapError
+from mcap.reader import make_reader
+from mcap_ros2.decoder import DecoderFactory
+from mcap_ros2.writer import Writer
+
+from dmil_ros.core.data import Demo
+from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.observation import (
+    ObservationBuilder,
+    ObservationMapping,
+    StateError,
+    command_to_action,
+    robot_state_from_msgs,
+    stamp_ns,
+)
+from dmil_ros.ros.state_sync import ROLES, StateSync
+
+METADATA_NAME = "dmil_ros"
+SUFFIX = ".mcap"
+PART_SUFFIX = ".mcap.part"
+
+
+class DemoFileError(ValueError):
+    """A demo file is missing, corrupt or holds no usable demonstration; the message says why."""
+
+
+# --- message definitions (ros2msg schema text) from the generated Python classes -------------------
+_PRIMITIVES = {"boolean": "bool", "octet": "byte", "float": "float32", "double": "float64"}
+
+
+def _field_type(rosidl: str) -> tuple[str, str | None]:
+    """rosidl type string -> (.msg type string, nested 'pkg/Name' or None)."""
+    m = re.fullmatch(r"sequence<([^,>]+)(?:, (\d+))?>", rosidl)
+    if m:
+        base, nested = _field_type(m.group(1))
+        return (f"{base}[<={m.group(2)}]" if m.group(2) else f"{base}[]"), nested
+    m = re.fullmatch(r"(.+)\[(\d+)\]", rosidl)
+    if m:
+        base, nested = _field_type(m.group(1))
+        return f"{base}[{m.group(2)}]", nested
+    m = re.fullmatch(r"string<(\d+)>", rosidl)
+    if m:
+        return f"string<={m.group(1)}", None
+    if "/" in rosidl:
+        return rosidl, rosidl
+    return _PRIMITIVES.get(rosidl, rosidl), None
+
+
+def _msg_class(full_name: str) -> Any:
+    pkg, name = full_name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+def _type_name(msg_type: Any) -> str:
+    pkg = msg_type.__module__.split(".")[0]
+    return f"{pkg}/msg/{msg_type.__name__}"
+
+
+def msgdef_text(msg_type: Any) -> str:
+    """Concatenated .msg definition with dependencies, the layout rosbag2 writes into MCAP schemas."""
+    def body(cls: Any) -> tuple[str, list[str]]:
+        lines, deps = [], []
+        for field, rosidl in cls.get_fields_and_field_types().items():
+            text, nested = _field_type(rosidl)
+            lines.append(f"{text} {field}")
+            if nested:
+                deps.append(nested)
+        return "\n".join(lines) + "\n", deps
+
+    main, todo = body(msg_type)
+    parts, seen = [main], set()
+    while todo:
+        dep = todo.pop(0)
+        if dep in seen:
+            continue
+        seen.add(dep)
+        text, more = body(_msg_class(dep))
+        parts.append("=" * 80 + f"\nMSG: {dep}\n{text}")
+        todo.extend(more)
+    return "\n".join(parts)
+
+
+# --- writing --------------------------------------------------------------------------------------
+class DemoWriter:
+    """One demonstration being recorded. Call `finish()` to publish it under its final name."""
+
+    def __init__(self, path: Path, metadata: dict[str, str]) -> None:
+        self.path = Path(path)
+        self.part_path = self.path.with_name(self.path.name[: -len(SUFFIX)] + PART_SUFFIX)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.part_path, "wb")  # noqa: SIM115 - closed in finish()
+        self._writer = Writer(self._file)
+        self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in metadata.items()})
+        self._schemas: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def write(self, topic: str, msg: Any, log_time_ns: int | None = None) -> None:
+        name = _type_name(type(msg))
+        schema = self._schemas.get(name)
+        if schema is None:
+            schema = self._schemas[name] = self._writer.register_msgdef(name, msgdef_text(type(msg)))
+        self._writer.write_message(topic, schema, msg, log_time=log_time_ns or time.time_ns(),
+                                   sequence=self.counts.get(topic, 0))
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def finish(self, path: Path | None = None) -> Path:
+        """Write the MCAP footer, fsync and rename into place (atomically)."""
+        final = Path(path) if path is not None else self.path
+        self._writer.finish()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.part_path, final)
+        _fsync_dir(final.parent)
+        return final
+
+    def discard(self) -> None:
+        self._file.close()
+        self.part_path.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def task_dir(demo_dir: str | Path, task: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", task) or "_"
+    return Path(os.path.expanduser(str(demo_dir))) / safe
+
+
+def new_demo_path(demo_dir: str | Path, task: str) -> Path:
+    directory = task_dir(demo_dir, task)
+    stem = time.strftime("demo-%Y%m%d-%H%M%S")
+    n = 0
+    while any((directory / f"{stem}-{n:02d}{s}").exists() for s in (SUFFIX, PART_SUFFIX)):
+        n += 1
+    return directory / f"{stem}-{n:02d}{SUFFIX}"
+
+
+def list_demos(demo_dir: str | Path, task: str) -> list[Path]:
+    """Finalized demos of `task`, oldest first (names sort by recording time)."""
+    directory = task_dir(demo_dir, task)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.endswith(SUFFIX) and p.is_file())
+
+
+# --- reading --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordedMessage:
+    role: str  # the interfaces.TopicSpec name, whatever the topic was remapped to
+    topic: str
+    log_time_ns: int
+    msg: Any
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    try:
+        with open(path, "rb") as f:
+            for record in make_reader(f).iter_metadata():
+                if record.name == METADATA_NAME:
+                    return dict(record.metadata)
+    except (McapError, OSError, ValueError, EOFError) as e:
+        raise DemoFileError(f"{path} is corrupt or unreadable: {type(e).__name__}: {e}") from e
+    return {}
+
+
+def read_messages(path: str | Path) -> Iterator[RecordedMessage]:
+    """Every message of the demo in log-time order, tagged with its role."""
+    meta = read_metadata(path)
+    role_of = {meta.get(f"topic:{spec.name}", "/" + spec.name): spec.name for spec in itf.RECORDED_TOPICS}
+    try:
+        with open(path, "rb") as f:
+            reader = make_reader(f, decoder_factories=[DecoderFactory()])
+            for _schema, channel, message, decoded in reader.iter_decoded_messages(log_time_order=True):
+                role = role_of.get(channel.topic)
+                if role is not None:
+                    yield RecordedMessage(role, channel.topic, message.log_time, decoded)
+    except (McapError, OSError, ValueError, EOFError, KeyError, IndexError) as e:
+        raise DemoFileError(f"{path} is corrupt or unreadable: {type(e).__name__}: {e}") from e
+    except Exception as e:  # the CDR decoder raises assorted errors on garbage bytes
+        raise DemoFileError(f"{path} is corrupt or unreadable: {type(e).__name__}: {e}") from e
+
+
+def demo_from_messages(
+    messages: list[RecordedMessage], mapping: ObservationMapping, name: str = "demo"
+) -> Demo:
+    """Pair each operator twist with its state and rebuild (observation, action) samples."""
+    sync = StateSync()
+    by_stamp: dict[int, Any] = {}
+    twists: list[tuple[int, Any, Any, int]] = []  # (log time, twist, state at that time, episode)
+    grippers: list[tuple[int, float]] = []
+    episode = 0
+    for rec in messages:
+        if rec.role in ROLES:
+            sync.update(rec.role, rec.msg, rec.log_time_ns * 1e-9)
+            exact = sync.exact()
+            if exact is not None:
+                by_stamp[exact.stamp_ns] = exact
+        elif rec.role == itf.EPISODE_INFO.name:
+            episode = _episode_number(rec.msg.data, episode)  # a reset restarts the previous frame
+        elif rec.role == itf.TELEOP_TWIST.name:
+            twists.append((rec.log_time_ns, rec.msg, sync.latest(rec.log_time_ns * 1e-9, math.inf), episode))
+        elif rec.role == itf.TELEOP_GRIPPER.name and math.isfinite(rec.msg.data):
+            grippers.append((rec.log_time_ns, float(rec.msg.data)))
+    if not twists:
+        raise DemoFileError(f"{name}: no operator commands ({itf.TELEOP_TWIST.name}) recorded")
+
+    gripper_times = [t for t, _ in grippers]
+    builder = ObservationBuilder(mapping)
+    observations, actions, used = [], [], set()
+    last_episode = None
+    for i, (_t, twist, latest, ep) in enumerate(twists):
+        stamp = stamp_ns(twist.header.stamp)
+        if stamp and stamp in used:
+            continue  # a second command for a state already acted on (the sim ignored it too)
+        state_set = by_stamp.get(stamp) if stamp else None
+        state_set = state_set or latest
+        if state_set is None:
+            continue  # commands before the first complete state
+        used.add(stamp)
+        # The gripper command of this cycle: the latest one sent before the next twist.
+        until = twists[i + 1][0] if i + 1 < len(twists) else math.inf
+        k = bisect.bisect_right(gripper_times, until)
+        gripper = grippers[k - 1][1] if k else -1.0  # never commanded: open, as after reset
+        try:
+            state = robot_state_from_msgs(mapping, state_set.joints, state_set.ee, state_set.objects,
+                                          state_set.goal)
+            if ep != last_episode:
+                builder.reset()
+                last_episode = ep
+            observations.append(builder.observe(state))
+        except StateError as e:
+            raise DemoFileError(f"{name}: command {i}: {e}") from e
+        actions.append(command_to_action(twist, gripper))
+    if not observations:
+        raise DemoFileError(f"{name}: no operator command came with a complete state")
+    return Demo(np.stack(observations).astype(np.float32), np.stack(actions).astype(np.float32),
+                task=mapping.task)
+
+
+def _episode_number(info_json: str, current: int) -> int:
+    try:
+        return int(json.loads(info_json)["episode"])
+    except (ValueError, KeyError, TypeError):
+        return current
+
+
+def demo_from_mcap(path: str | Path, mapping: ObservationMapping) -> Demo:
+    path = Path(path)
+    if not path.is_file():
+        raise DemoFileError(f"{path} does not exist")
+    return demo_from_messages(list(read_messages(path)), mapping, name=path.name)

@@ -1,0 +1,333 @@
+"""policy_node: the DMIL hierarchy driving the end effector, adapted on the robot from a few demos.
+
+Control (single-threaded executor: state handling never races itself, and no per-callback thread
+hand-off cost):
+- trigger=state: act once per new complete state (joint_states, ee_pose, object_poses and goal with
+  one stamp) the moment its last part arrives; the command carries the state's stamp.
+- trigger=timer: act at `rate` Hz on the latest parts, each fresher than `state_timeout`.
+- watchdog (both): enabled and no complete state for `state_timeout` -> zero velocity, with the reason.
+A state that cannot be used (wrong-length/NaN joint states, missing object poses, ...) is refused:
+zero velocity, the reason logged and published on dmil/policy/status; the node never crashes on data.
+Outputs: twist + gripper command (gripper first: a lock-step sim steps on the twist), the active
+sub-skill (Int32) and the sub-skill probabilities (Float32MultiArray).
+
+Adaptation (dmil/policy/adapt, Trigger): an async service callback hands the work to a worker
+thread: the newest `max_demos` demos of the current task from <demo_dir>/<task>/ ->
+core.adaptation.adapt, starting from the loaded (meta-learned) hierarchy. The control loop keeps
+acting with the old hierarchy meanwhile; an accepted result is swapped in on the executor thread with
+one reference assignment (atomic between two control steps), a diverged one is refused with its
+reason. A second request while one runs is refused. A task switch reverts to the loaded hierarchy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from geometry_msgs.msg import TwistStamped
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.task import Future
+from std_msgs.msg import Float32MultiArray, Float64, Int32, String
+from std_srvs.srv import SetBool, Trigger
+
+from dmil_ros.core.adaptation import adapt
+from dmil_ros.core.checkpoint import CheckpointError, load_checkpoint
+from dmil_ros.core.config import AdaptConfig
+from dmil_ros.core.data import DemoError
+from dmil_ros.core.hierarchy import Hierarchy, ObservationError
+from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.checkpoint_path import resolve_checkpoint
+from dmil_ros.ros.mcap_io import DemoFileError, demo_from_mcap, list_demos, task_dir
+from dmil_ros.ros.observation import (
+    ACTION_DIM,
+    OBS_DIM,
+    ObservationBuilder,
+    ObservationMapping,
+    StateError,
+    action_to_command,
+    robot_state_from_msgs,
+    zero_twist,
+)
+from dmil_ros.ros.runner import run_node
+from dmil_ros.ros.state_sync import StateSet, StateSync
+
+NAME = "policy_node"
+RESEND_PERIOD = 0.05  # s; at most this often re-send the command for a state seen again
+
+
+def load_policy(param: str) -> tuple[Hierarchy, str, AdaptConfig]:
+    """Load and check the checkpoint named by the `checkpoint` parameter; ConfigError says why not.
+    Also returns the adaptation settings the hierarchy was meta-trained for (defaults without)."""
+    directory = resolve_checkpoint(param)
+    try:
+        hierarchy, dmil_cfg, _ = load_checkpoint(directory)
+    except CheckpointError as e:
+        raise itf.ConfigError(f"cannot load checkpoint: {e}") from e
+    cfg = hierarchy.config
+    if (cfg.obs_dim, cfg.action_dim) != (OBS_DIM, ACTION_DIM):
+        raise itf.ConfigError(
+            f"checkpoint {directory} maps {cfg.obs_dim}-dim observations to {cfg.action_dim}-dim actions, "
+            f"but the metaworld mapping gives {OBS_DIM} -> {ACTION_DIM}; wrong checkpoint for this env")
+    return hierarchy, str(directory), dmil_cfg.adapt if dmil_cfg is not None else AdaptConfig()
+
+
+def adapt_config(base: AdaptConfig, steps: int, lr: float) -> AdaptConfig:
+    """The checkpoint's adapt config with the node's overrides (-1 steps / 0 lr: keep the checkpoint's)."""
+    if steps >= 0:
+        base = dataclasses.replace(base, steps=steps)
+    if lr > 0:  # one step size for both levels (older AdaptConfigs have no separate lr_high)
+        both = {"lr_high": None} if "lr_high" in {f.name for f in dataclasses.fields(base)} else {}
+        base = dataclasses.replace(base, lr=lr, **both)
+    return base
+
+
+class PolicyNode(Node):
+    def __init__(self, **node_kwargs: Any) -> None:
+        """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
+        super().__init__(NAME, **node_kwargs)
+        self.p = itf.declare_parameters(self, itf.POLICY_PARAMS)
+        torch.set_num_threads(self.p["torch_threads"])
+        self._base, self._checkpoint, trained_adapt = load_policy(self.p["checkpoint"])
+        self._adapt_cfg = adapt_config(trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
+        self._hierarchy = self._base  # swapped by reference: the control loop reads it once per cycle
+        self._base.act(np.zeros(OBS_DIM, np.float32))  # warm-up: the first call allocates
+        self._adapted_for: str | None = None
+        self._task: str = self.p["task"]
+        self._mapping = self._make_mapping(self._task)
+        self._builder = ObservationBuilder(self._mapping)
+        self._sync = StateSync()
+        self._enabled = bool(self.p["enabled"])
+        self._last_acted: int | None = None
+        self._last_complete = -math.inf
+        self._last_command: tuple[Float64 | None, TwistStamped] | None = None
+        self._last_sent = -math.inf
+        self._episode: int | None = None
+        self._status = ""
+        self._last_reason = ""
+        self._adapting = False  # only touched on the executor thread
+
+        # Everything runs on one executor thread (rclpy's multi-threaded executor costs milliseconds per
+        # callback); only the adapt service is reentrant, so a second request is answered while the
+        # first one's coroutine waits for its worker thread.
+        adapting = ReentrantCallbackGroup()
+        qos = itf.state_qos(self.p["state_reliability"])
+        for spec in itf.STATE_TOPICS:
+            self.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: self._on_part(r, m),
+                                     qos)
+        self.create_subscription(String, itf.TASK.name, self._on_task, itf.TASK.qos)
+        self.create_subscription(String, itf.EPISODE_INFO.name, self._on_episode, itf.EPISODE_INFO.qos)
+        self._pub_twist, self._pub_gripper, self._pub_skill, self._pub_probs, self._pub_status = (
+            self.create_publisher(spec.msg_type, spec.name, spec.qos)
+            for spec in (itf.POLICY_TWIST, itf.POLICY_GRIPPER, itf.SKILL, itf.SKILL_PROBS, itf.POLICY_STATUS))
+        # timer mode: the control loop; state mode: only the watchdog, a few checks per timeout suffice
+        period = 1.0 / self.p["rate"]
+        if self.p["trigger"] == "state":
+            period = max(period, self.p["state_timeout"] / 5)
+        self.create_timer(period, self._tick)
+        self.create_service(SetBool, itf.POLICY_ENABLE.name, self._on_enable)
+        self.create_service(Trigger, itf.POLICY_REVERT.name, self._on_revert)
+        self.create_service(Trigger, itf.POLICY_ADAPT.name, self._on_adapt, callback_group=adapting)
+        self._set_status("driving" if self._enabled else "disabled")
+        cfg = self._base.config
+        self.get_logger().info(
+            f"loaded {self._checkpoint} ({cfg.num_skills} sub-skills, hidden {list(cfg.hidden_sizes)}); "
+            f"task {self._task}, trigger={self.p['trigger']}, {'enabled' if self._enabled else 'disabled'}")
+
+    def _make_mapping(self, task: str) -> ObservationMapping:
+        return ObservationMapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
+                                  self.p["expected_joint_count"])
+
+    # --- control ------------------------------------------------------------------------------
+    def _on_part(self, role: str, msg: Any) -> None:
+        now = time.monotonic()
+        self._sync.update(role, msg, now)
+        if self.p["trigger"] != "state":
+            return
+        state = self._sync.exact()
+        if state is None:
+            return
+        self._last_complete = now
+        if not self._enabled:
+            return
+        if state.stamp_ns != self._last_acted:
+            self._last_acted = state.stamp_ns
+            self._act(state, msg.header.stamp)
+        elif now - self._last_sent >= RESEND_PERIOD:
+            self._resend()  # same state again (heartbeat): a waiting lock-step sim lost our command
+
+    def _tick(self) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        timeout = self.p["state_timeout"]
+        if self.p["trigger"] == "timer":
+            state = self._sync.latest(now, timeout)
+            if state is not None:
+                self._act(state, self.get_clock().now().to_msg())
+                return
+        elif now - self._last_complete <= timeout:
+            return
+        problem = self._sync.problem(now, timeout, exact=self.p["trigger"] == "state")
+        self._builder.reset()  # continuity is broken: the next good state starts a new sequence
+        self._refuse(problem or f"stale state: no complete state within {timeout:.3g} s")
+
+    def _act(self, state: StateSet, stamp: Any) -> None:
+        try:
+            robot = robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects, state.goal)
+            obs = self._builder.observe(robot)
+            action, skill, probs = self._hierarchy.act(obs)
+            if not np.isfinite(action).all():
+                raise StateError("the policy produced a non-finite action")
+        except (StateError, ObservationError) as e:
+            self._builder.reset()
+            self._refuse(str(e), stamp)
+            return
+        twist, gripper = action_to_command(action, stamp, self.p["frame_id"], self.p["max_linear_speed"])
+        self._send(gripper, twist)
+        self._pub_skill.publish(Int32(data=int(skill)))
+        self._pub_probs.publish(Float32MultiArray(data=[float(v) for v in probs]))
+        self._last_reason = ""
+        self._set_status("driving")
+
+    def _send(self, gripper: Float64 | None, twist: TwistStamped) -> None:
+        if gripper is not None:
+            self._pub_gripper.publish(gripper)
+        self._pub_twist.publish(twist)
+        self._last_command = (gripper, twist)
+        self._last_sent = time.monotonic()
+
+    def _resend(self) -> None:
+        if self._last_command is not None:
+            self._send(*self._last_command)
+
+    def _refuse(self, reason: str, stamp: Any = None) -> None:
+        self._send(None, zero_twist(stamp or self.get_clock().now().to_msg(), self.p["frame_id"]))
+        if reason != self._last_reason:
+            self.get_logger().warning(f"refusing to drive (zero velocity): {reason}")
+            self._last_reason = reason
+        else:
+            self.get_logger().warning(f"still refusing: {reason}", throttle_duration_sec=5.0)
+        self._set_status(f"refusing: {reason}")
+
+    def _set_status(self, status: str) -> None:
+        if status != self._status:
+            self._status = status
+            self._pub_status.publish(String(data=status))
+
+    # --- task / episode -----------------------------------------------------------------------
+    def _on_task(self, msg: String) -> None:
+        if msg.data == self._task:
+            return
+        self._task = msg.data
+        self._mapping = self._make_mapping(self._task)
+        self._builder = ObservationBuilder(self._mapping)
+        reverted = self._adapted_for is not None
+        self._hierarchy, self._adapted_for = self._base, None
+        note = "; back to the loaded hierarchy" if reverted else ""
+        self.get_logger().info(f"task is now {self._task}{note}")
+
+    def _on_episode(self, msg: String) -> None:
+        try:
+            episode = int(json.loads(msg.data)["episode"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if episode != self._episode:
+            self._episode = episode
+            self._builder.reset()
+
+    # --- services -----------------------------------------------------------------------------
+    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        self._enabled = bool(req.data)
+        if self._enabled:
+            self._builder.reset()
+            self._last_acted = None
+            self._last_reason = ""
+            self._set_status("driving")
+            state = self._sync.exact() if self.p["trigger"] == "state" else None
+            if state is not None and time.monotonic() - self._last_complete <= self.p["state_timeout"]:
+                self._last_acted = state.stamp_ns
+                self._act(state, state.joints.header.stamp)  # a lock-step sim waits for this command
+        else:
+            self._send(None, zero_twist(self.get_clock().now().to_msg(), self.p["frame_id"]))
+            self._last_command = None
+            self._set_status("disabled")
+        adapted = f"adapted to {self._adapted_for}" if self._adapted_for else "not adapted"
+        res.success = True
+        res.message = f"policy {'enabled' if self._enabled else 'disabled'} ({self._checkpoint}, {adapted})"
+        self.get_logger().info(res.message)
+        return res
+
+    def _on_revert(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        self._hierarchy, self._adapted_for = self._base, None
+        res.success, res.message = True, f"back to the loaded hierarchy {self._checkpoint}"
+        return res
+
+    async def _on_adapt(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        """Runs as a coroutine on the executor thread; the work happens in a worker thread meanwhile."""
+        if self._adapting:
+            res.success, res.message = False, "adaptation already running; try again when it has finished"
+            self.get_logger().warning(res.message)
+            return res
+        self._adapting = True
+        task, mapping = self._task, self._mapping
+        done: Future = Future()
+        wake = self.create_guard_condition(lambda: None)  # wakes the executor when the worker is done
+
+        def work() -> None:
+            try:
+                outcome = self._adapt(task, mapping)
+            except Exception as e:  # the service must answer whatever goes wrong
+                outcome = (False, f"adaptation failed: {type(e).__name__}: {e}", None)
+            done.set_result(outcome)
+            wake.trigger()
+
+        threading.Thread(target=work, name="dmil-adapt", daemon=True).start()
+        try:
+            ok, message, hierarchy = await done
+        finally:
+            self._adapting = False
+            self.destroy_guard_condition(wake)
+        if ok and task != self._task:
+            ok, message = False, f"task changed to {self._task} while adapting to {task}; result discarded"
+        if ok:
+            # Back on the executor thread, between two control steps: the swap is one assignment.
+            self._hierarchy, self._adapted_for = hierarchy, task
+            self.get_logger().info(message)
+        else:
+            self.get_logger().error(message)
+        res.success, res.message = ok, message
+        return res
+
+    def _adapt(self, task: str, mapping: ObservationMapping) -> tuple[bool, str, Hierarchy | None]:
+        """Worker thread: read the demos, adapt from the loaded hierarchy (never touches control state)."""
+        paths = list_demos(self.p["demo_dir"], task)[-self.p["max_demos"]:]
+        if not paths:
+            where = task_dir(self.p["demo_dir"], task)
+            return False, f"no demos of task {task} in {where}; record some first", None
+        try:
+            demos = [demo_from_mcap(p, mapping) for p in paths]
+            result = adapt(self._base, demos, self._adapt_cfg)
+        except (DemoFileError, DemoError) as e:
+            return False, f"cannot adapt to {task}: {e}", None
+        summary = (f"{result.num_demos} demo(s), {result.num_states} states, "
+                   f"{result.steps} adaptation steps, "
+                   f"loss {result.loss_before:.4g} -> {result.loss_after:.4g}, {result.seconds:.2f} s, "
+                   f"sub-skill use {list(result.skill_counts)}")
+        if not result.accepted:
+            return False, f"adaptation to {task} refused ({result.reason}): {summary}", None
+        return True, f"adapted to {task}: accepted, {summary}", result.hierarchy
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(NAME, PolicyNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The `main` every node shares: init, spin, clean exit codes, no traceback for operator mistakes.
+
+Exit codes: 0 after a normal shutdown (Ctrl-C, SIGTERM, `rclpy.shutdown`), 2 when the node refuses
+to start (ConfigError: bad parameter, missing checkpoint ...), 1 on an unexpected error.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+
+from dmil_ros.ros.interfaces import ConfigError
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+
+
+def run_node(name: str, make_node: Callable[[], Node], argv: list[str] | None = None,
+             threads: int = 1) -> int:
+    """Run the node built by `make_node` until shutdown. `argv` excludes the program name."""
+    args = [name, *(sys.argv[1:] if argv is None else argv)]
+    rclpy.init(args=args)
+    logger = rclpy.logging.get_logger(name)
+    node: Node | None = None
+    code = EXIT_OK
+    try:
+        node = make_node()
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except ConfigError as e:
+        logger.error(f"refusing to start: {e}")
+        code = EXIT_CONFIG
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as e:  # a bug, not an operator mistake: keep the traceback
+        logger.fatal(f"unexpected error: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+        code = EXIT_ERROR
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code

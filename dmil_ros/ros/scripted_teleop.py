@@ -1,0 +1,146 @@
+"""scripted_teleop (sim only): Meta-World's scripted expert playing the human operator.
+
+It sees the robot exactly like the policy does (state topics -> observation with the same mapping,
+one action per new complete state) and answers on the operator's command topics teleop/twist_cmd and
+teleop/gripper_cmd, i.e. where a spacemouse driver would publish; the recorder records those. The
+expert comes from a MetaWorldEnv of the same task (only its `expert_action` is used).
+dmil/teleop/enable (SetBool) starts/stops it; it follows the latched `task` topic.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from std_msgs.msg import Float64, String
+from std_srvs.srv import SetBool
+
+from dmil_ros.envs.base import ManipulationEnv
+from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.observation import (
+    ObservationBuilder,
+    ObservationMapping,
+    StateError,
+    action_to_command,
+    robot_state_from_msgs,
+)
+from dmil_ros.ros.runner import run_node
+from dmil_ros.ros.sim_bridge import build_env
+from dmil_ros.ros.state_sync import StateSet, StateSync
+
+NAME = "scripted_teleop"
+RESEND_PERIOD = 0.05  # s; at most this often re-send the command for a state seen again
+
+
+class ScriptedTeleop(Node):
+    def __init__(self, **node_kwargs: Any) -> None:
+        """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
+        super().__init__(NAME, **node_kwargs)
+        self.p = itf.declare_parameters(self, itf.TELEOP_PARAMS)
+        self._task = ""
+        self._expert: ManipulationEnv | None = None
+        self._builder: ObservationBuilder | None = None
+        self._mapping: ObservationMapping | None = None
+        self._switch_task(self.p["task"])
+        self._sync = StateSync()
+        self._enabled = bool(self.p["enabled"])
+        self._last_acted: int | None = None
+        self._episode: int | None = None
+        self._last_command: tuple[TwistStamped, Float64] | None = None
+        self._last_sent = 0.0
+        qos = itf.state_qos(self.p["state_reliability"])
+        for spec in itf.STATE_TOPICS:
+            self.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: self._on_part(r, m),
+                                     qos)
+        self.create_subscription(String, itf.TASK.name, self._on_task, itf.TASK.qos)
+        self.create_subscription(String, itf.EPISODE_INFO.name, self._on_episode, itf.EPISODE_INFO.qos)
+        self._pub_twist = self.create_publisher(itf.TELEOP_TWIST.msg_type, itf.TELEOP_TWIST.name,
+                                                itf.TELEOP_TWIST.qos)
+        self._pub_gripper = self.create_publisher(itf.TELEOP_GRIPPER.msg_type, itf.TELEOP_GRIPPER.name,
+                                                  itf.TELEOP_GRIPPER.qos)
+        self.create_service(SetBool, itf.TELEOP_ENABLE.name, self._on_enable)
+        state = "enabled" if self._enabled else "disabled (dmil/teleop/enable)"
+        self.get_logger().info(f"scripted expert for {self._task} {state}")
+
+    def _switch_task(self, task: str) -> None:
+        expert = build_env(self.p["env"], task, 1)  # ConfigError at startup for an unknown task
+        if self._expert is not None:
+            self._expert.close()
+        self._expert, self._task = expert, task
+        self._mapping = ObservationMapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
+                                           self.p["expected_joint_count"])
+        self._builder = ObservationBuilder(self._mapping)
+
+    def _on_part(self, role: str, msg: Any) -> None:
+        self._sync.update(role, msg, 0.0)
+        state = self._sync.exact()
+        if state is None or not self._enabled:
+            return
+        if state.stamp_ns != self._last_acted:
+            self._last_acted = state.stamp_ns
+            self._act(state)
+        elif self._last_command is not None and time.monotonic() - self._last_sent >= RESEND_PERIOD:
+            self._send(*self._last_command)  # same state again (heartbeat): the sim lost our command
+
+    def _act(self, state: StateSet) -> None:
+        assert self._mapping is not None and self._builder is not None and self._expert is not None
+        try:
+            robot = robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects, state.goal)
+            action = self._expert.expert_action(self._builder.observe(robot))
+        except StateError as e:
+            self._builder.reset()
+            self.get_logger().warning(f"cannot operate: {e}", throttle_duration_sec=2.0)
+            return
+        self._send(*action_to_command(action, state.joints.header.stamp, self.p["frame_id"]))
+
+    def _send(self, twist: TwistStamped, gripper: Float64) -> None:
+        self._pub_gripper.publish(gripper)  # gripper first: a lock-step sim steps on the twist
+        self._pub_twist.publish(twist)
+        self._last_command = (twist, gripper)
+        self._last_sent = time.monotonic()
+
+    def _on_task(self, msg: String) -> None:
+        if msg.data and msg.data != self._task:
+            try:
+                self._switch_task(msg.data)
+                self.get_logger().info(f"now operating {msg.data}")
+            except itf.ConfigError as e:
+                self.get_logger().error(str(e))
+
+    def _on_episode(self, msg: String) -> None:
+        try:
+            episode = int(json.loads(msg.data)["episode"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if episode != self._episode and self._builder is not None:
+            self._episode = episode
+            self._builder.reset()
+
+    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        self._enabled = bool(req.data)
+        self._last_command = None
+        if self._enabled and self._builder is not None:
+            self._builder.reset()
+            self._last_acted = None
+            state = self._sync.exact()
+            if state is not None:
+                self._last_acted = state.stamp_ns
+                self._act(state)  # a waiting lock-step sim needs this first command
+        res.success, res.message = True, f"scripted teleop {'enabled' if self._enabled else 'disabled'}"
+        self.get_logger().info(res.message)
+        return res
+
+    def close(self) -> None:
+        if self._expert is not None:
+            self._expert.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(NAME, ScriptedTeleop, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

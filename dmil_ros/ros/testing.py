@@ -1,0 +1,194 @@
+"""Test and bench support: an isolated ROS graph and a probe node that calls services and watches topics.
+
+Isolation: every test gets its own ROS_DOMAIN_ID (random in 100..200), localhost-only discovery and
+Fast DDS, so parallel test runs on one machine do not see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import Log
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.interfaces import ServiceSpec, TopicSpec
+
+_ROSOUT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ROSOUT = TopicSpec("/rosout", Log, _ROSOUT_QOS, "every node's log")
+
+
+def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
+    """os.environ plus the variables that confine a ROS graph to this machine and one domain."""
+    env = dict(os.environ)
+    env.update({
+        "ROS_DOMAIN_ID": str(domain_id if domain_id is not None else random.randint(100, 200)),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated spelling; conflicts with the discovery range
+    return env
+
+
+class Probe:
+    """A node in its own context, spun in a background thread; records every watched message."""
+
+    def __init__(self, domain_id: int, name: str = "dmil_test_probe") -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node(name, context=self.context)
+        self.messages: dict[str, list[Any]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._publishers: dict[str, Any] = {}
+        self._subscriptions: dict[str, Any] = {}
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
+
+    def watch(self, spec: TopicSpec, name: str | None = None, qos: Any = None) -> None:
+        topic = name or spec.name
+
+        def store(msg: Any) -> None:
+            with self._lock:
+                self.messages[topic].append(msg)
+
+        sub = self.node.create_subscription(spec.msg_type, topic, store, qos or spec.qos)
+        self._subscriptions[topic] = sub
+
+    def wait_matched(self, publish: tuple[TopicSpec, ...] = (), watch: tuple[TopicSpec, ...] = (),
+                     timeout: float = 10.0) -> None:
+        """Until the DDS endpoints are matched both ways: messages published from now on are delivered
+        (reliable QoS), and watched topics have their publishers connected."""
+        pubs = [self.publisher(spec) for spec in publish]
+        subs = [self._subscriptions[spec.name] for spec in watch]
+        self.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
+                        and all(s.get_publisher_count() >= 1 for s in subs), timeout, "matched endpoints")
+
+    def received(self, spec_or_name: TopicSpec | str) -> list[Any]:
+        name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.name
+        with self._lock:
+            return list(self.messages[name])
+
+    def clear(self, spec_or_name: TopicSpec | str) -> None:
+        name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.name
+        with self._lock:
+            self.messages[name].clear()
+
+    def publisher(self, spec: TopicSpec, name: str | None = None) -> Any:
+        topic = name or spec.name
+        if topic not in self._publishers:
+            self._publishers[topic] = self.node.create_publisher(spec.msg_type, topic, spec.qos)
+        return self._publishers[topic]
+
+    def wait_for_service(self, spec: ServiceSpec, timeout: float) -> bool:
+        return self._client(spec).wait_for_service(timeout_sec=timeout)
+
+    def _client(self, spec: ServiceSpec) -> Any:
+        if spec.name not in self._clients:
+            self._clients[spec.name] = self.node.create_client(spec.srv_type, spec.name)
+        return self._clients[spec.name]
+
+    def call(self, spec: ServiceSpec, request: Any = None, timeout: float = 30.0) -> Any:
+        """Call a service and wait for the response (raises TimeoutError)."""
+        client = self._client(spec)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {spec.name} not available within {timeout} s")
+        done = threading.Event()
+        future = client.call_async(request if request is not None else spec.srv_type.Request())
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"service {spec.name} did not answer within {timeout} s")
+        return future.result()
+
+    def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=2.0)
+
+
+class InProcessGraph:
+    """Nodes of the package in one context + executor thread, and a probe on the same domain."""
+
+    def __init__(self) -> None:
+        env = isolated_ros_env()
+        self.domain = int(env["ROS_DOMAIN_ID"])
+        os.environ["RMW_IMPLEMENTATION"] = env["RMW_IMPLEMENTATION"]
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = env["ROS_AUTOMATIC_DISCOVERY_RANGE"]
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=self.domain)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.nodes: list[Any] = []
+        self.probe = Probe(self.domain)
+        self.probe.watch(ROSOUT)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._started = False
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
+
+    def add(self, cls: type, **params: Any) -> Any:
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        node = cls(context=self.context, parameter_overrides=overrides)
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        if not self._started:
+            self._thread.start()
+            self._started = True
+        return node
+
+    def status(self) -> str:
+        """Last dmil/policy/status (watch it first)."""
+        msgs = self.probe.received(itf.POLICY_STATUS)
+        return msgs[-1].data if msgs else ""
+
+    def logged(self, text: str) -> bool:
+        """Whether any node logged `text` (seen on /rosout)."""
+        return any(text in m.msg for m in self.probe.received(ROSOUT.name))
+
+    def twists(self) -> list[Any]:
+        """dmil/policy/twist_cmd messages so far (watch it first)."""
+        return self.probe.received(itf.POLICY_TWIST)
+
+    def close(self) -> None:
+        self.probe.close()
+        self.executor.shutdown(timeout_sec=2.0)
+        for node in self.nodes:
+            getattr(node, "close", lambda: None)()
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        if self._started:
+            self._thread.join(timeout=2.0)

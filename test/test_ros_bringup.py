@@ -1,0 +1,75 @@
+"""`dmil bringup` runs the graph as subprocesses: signals are forwarded, failures stop the graph, and
+no node outlives it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+from dmil_ros.core.checkpoint import save_checkpoint  # noqa: E402
+from dmil_ros.core.config import ModelConfig  # noqa: E402
+from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
+from dmil_ros.ros import interfaces as itf  # noqa: E402
+from dmil_ros.ros.testing import Probe, isolated_ros_env  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+def marked_processes(mark: str) -> list[int]:
+    """PIDs whose environment carries DMIL_TEST_MARK=mark (inherited by every node bringup starts)."""
+    needle = f"DMIL_TEST_MARK={mark}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def bringup(kind: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, dict[str, str]]:
+    env = isolated_ros_env()
+    env["DMIL_TEST_MARK"] = str(tmp_path)
+    cmd = [sys.executable, "-m", "dmil_ros.ros.bringup", kind, "--demo-dir", str(tmp_path / "demos"), *args]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), env
+
+
+def test_bringup_forwards_sigterm_and_exits_cleanly(tmp_path: Path) -> None:
+    """(SIGINT is covered by the end-to-end test, which stops its graph with Ctrl-C's signal.)"""
+    ckpt = save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (16,))), tmp_path / "ckpt")
+    proc, env = bringup("hardware", tmp_path, "--checkpoint", str(ckpt))
+    try:
+        probe = Probe(int(env["ROS_DOMAIN_ID"]))
+        try:
+            for spec in (itf.POLICY_ENABLE, itf.RECORD_START):
+                assert probe.wait_for_service(spec, 45), f"{spec.name} never came up"
+        finally:
+            probe.close()
+        assert len(marked_processes(str(tmp_path))) == 3  # bringup and its two nodes
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # bringup stops its nodes
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "shutting down" in out and "Traceback" not in out
+    time.sleep(0.2)
+    assert marked_processes(str(tmp_path)) == [], "a node outlived bringup"
+
+
+def test_bringup_stops_the_graph_when_a_node_fails(tmp_path: Path) -> None:
+    proc, _ = bringup("hardware", tmp_path, "--checkpoint", str(tmp_path / "missing"))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "policy_node exited with code 2" in out and "does not exist" in out
+    assert marked_processes(str(tmp_path)) == []

@@ -1,0 +1,360 @@
+"""Fault handling over DDS, in-process (fast): bad states, stale states, bad demos, busy/diverging
+adaptation, bad checkpoints; plus a recorder SIGKILLed mid-demo (a real subprocess).
+
+Every refusal must come with its reason (dmil/policy/status, the log, or the service response).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+
+from dmil_ros.core.checkpoint import save_checkpoint  # noqa: E402
+from dmil_ros.core.config import ModelConfig  # noqa: E402
+from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
+from dmil_ros.envs.base import RobotState  # noqa: E402
+from dmil_ros.ros import interfaces as itf  # noqa: E402
+from dmil_ros.ros.demo_recorder import DemoRecorder  # noqa: E402
+from dmil_ros.ros.mcap_io import demo_from_mcap, list_demos, task_dir  # noqa: E402
+from dmil_ros.ros.observation import ObservationMapping, action_to_command, stamp_ns, state_to_msgs  # noqa: E402
+from dmil_ros.ros.policy_node import PolicyNode  # noqa: E402
+from dmil_ros.ros.testing import InProcessGraph, Probe, isolated_ros_env  # noqa: E402
+
+pytestmark = pytest.mark.ros
+TASK = "reach-v3"
+
+
+def fake_state(k: int) -> RobotState:
+    """A plausible Sawyer state drifting with k (no simulator needed)."""
+    return RobotState(
+        joint_names=tuple(f"right_j{i}" for i in range(7)) + ("r_close", "l_close"),
+        joint_positions=np.linspace(-0.5, 0.5, 9),
+        ee_position=np.array([0.0, 0.6, 0.2]) + 0.001 * k,
+        ee_orientation=np.array([0.0, 0.0, 0.0, 1.0]),
+        gripper_opening=1.0,
+        object_positions=np.array([[0.0, 0.7, 0.02]]),
+        object_orientations=np.array([[0.0, 0.0, 0.0, 1.0]]),
+        goal_position=np.array([0.1, 0.8, 0.2]),
+    )
+
+
+def stamp(k: int) -> Time:
+    return Time(sec=100 + k)
+
+
+def publish_state(probe: Probe, k: int, mutate: Any = None, skip: tuple[str, ...] = ()) -> None:
+    js, ee, objs, goal = state_to_msgs(fake_state(k), stamp(k), "world", "gripper_opening")
+    if mutate is not None:
+        mutate(js, ee, objs, goal)
+    for spec, msg in ((itf.GOAL, goal), (itf.OBJECT_POSES, objs), (itf.JOINT_STATES, js), (itf.EE_POSE, ee)):
+        if spec.name not in skip:
+            probe.publisher(spec).publish(msg)
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    return save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (64, 64)), seed=0), tmp_path / "ckpt")
+
+
+@pytest.fixture
+def ros() -> Iterator[InProcessGraph]:
+    g = InProcessGraph()
+    for spec in (itf.POLICY_TWIST, itf.POLICY_STATUS):
+        g.probe.watch(spec)
+    yield g
+    g.close()
+
+
+def start_policy(ros: InProcessGraph, checkpoint: Path, tmp_path: Path, **params: Any) -> PolicyNode:
+    defaults = {"checkpoint": str(checkpoint), "demo_dir": str(tmp_path / "demos"), "enabled": True,
+                "state_timeout": 0.3, "rate": 50.0, "expected_joint_count": 10}
+    node = ros.add(PolicyNode, **{**defaults, **params})
+    ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_TWIST, itf.POLICY_STATUS))
+    return node
+
+
+def is_zero(twist: Any) -> bool:
+    lin = twist.twist.linear
+    return lin.x == lin.y == lin.z == 0.0
+
+
+def drive_then_break(ros: InProcessGraph, mutate: Any = None, skip: tuple[str, ...] = ()) -> Any:
+    """One good state (the policy drives), then a bad one with stamp 101: its command must be zero."""
+    publish_state(ros.probe, 0)
+    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(0)) for t in ros.twists()), 5,
+                         "a command for the good state")
+    assert ros.status() == "driving"
+    publish_state(ros.probe, 1, mutate, skip)
+    return ros.probe.wait_until(
+        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(1))], 5, "the refusal")
+
+
+def test_wrong_length_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path)
+
+    def drop_one(js: Any, *_: Any) -> None:
+        js.position = list(js.position)[:-1]
+
+    refused = drive_then_break(ros, drop_one)
+    assert all(is_zero(t) for t in refused)
+    reason = "joint_states has 10 names but 9 positions"
+    ros.probe.wait_until(lambda: reason in ros.status() and ros.logged(reason), 5, "the reason")
+
+
+def test_nan_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path)
+
+    def nan(js: Any, *_: Any) -> None:
+        js.position = [float("nan")] + list(js.position)[1:]
+
+    assert all(is_zero(t) for t in drive_then_break(ros, nan))
+    ros.probe.wait_until(lambda: "NaN" in ros.status() and ros.logged("NaN"), 5, "the reason")
+
+
+def test_empty_object_poses_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path)
+
+    def no_objects(_js: Any, _ee: Any, objs: Any, _goal: Any) -> None:
+        objs.poses = []
+
+    assert all(is_zero(t) for t in drive_then_break(ros, no_objects))
+    reason = "object_poses has 0 poses, task reach-v3 needs 1"
+    ros.probe.wait_until(lambda: reason in ros.status() and ros.logged(reason), 5, "the reason")
+
+
+def test_never_published_object_poses_give_zero_commands(ros: InProcessGraph, checkpoint: Path,
+                                                         tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path)
+    for k in range(10):
+        publish_state(ros.probe, k, skip=(itf.OBJECT_POSES.name,))
+        time.sleep(0.05)
+    ros.probe.wait_until(lambda: "never received object_poses" in ros.status(), 5, "the watchdog")
+    assert ros.twists() and all(is_zero(t) for t in ros.twists())
+    assert ros.logged("never received object_poses")
+
+
+def test_stale_state_gives_zero_commands(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path, state_timeout=0.2)
+    for k in range(5):
+        publish_state(ros.probe, k)
+        time.sleep(0.02)
+    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "driving")
+    assert not is_zero(ros.twists()[-1])
+    stopped = time.monotonic()
+    status = ros.probe.wait_until(lambda: "stale state" in (s := ros.status()) and s, 5, "the watchdog")
+    waited = time.monotonic() - stopped
+    assert 0.15 < waited < 1.5, waited
+    assert is_zero(ros.twists()[-1]) and status.startswith("refusing: stale state")
+    # and it drives again as soon as states come back
+    publish_state(ros.probe, 50)
+    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "recovery")
+
+
+def test_disabled_policy_is_silent(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path, enabled=False)
+    for k in range(3):
+        publish_state(ros.probe, k)
+    time.sleep(0.5)
+    assert ros.twists() == []
+    publish_state(ros.probe, 2)  # the current state again, as the sim's heartbeat does
+    time.sleep(0.05)
+    res = ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=True))
+    assert res.success and "enabled" in res.message
+    # enabling acts on the current state at once (a lock-step sim is waiting for that command)
+    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(2)) for t in ros.twists()), 5,
+                         "the first command")
+
+
+# --- adaptation -----------------------------------------------------------------------------------
+def write_demo(demo_dir: Path, steps: int = 40, name: str = "demo-20260101-000000-00.mcap") -> Path:
+    """A plausible demo (fake states, varied actions) written like the recorder does."""
+    from dmil_ros.ros.mcap_io import DemoWriter
+
+    writer = DemoWriter(task_dir(demo_dir, TASK) / name, {"task": TASK})
+    rng = np.random.default_rng(0)
+    for k in range(steps):
+        for spec, msg in zip((itf.JOINT_STATES, itf.EE_POSE, itf.OBJECT_POSES, itf.GOAL),
+                             state_to_msgs(fake_state(k), stamp(k), "world", "gripper_opening"), strict=True):
+            writer.write("/" + spec.name, msg)
+        twist, gripper = action_to_command(np.tanh(rng.normal(size=4)), stamp(k), "world")
+        writer.write("/" + itf.TELEOP_GRIPPER.name, gripper)
+        writer.write("/" + itf.TELEOP_TWIST.name, twist)
+    return writer.finish()
+
+
+def test_adapt_without_demos_says_so(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path)
+    ros.add(DemoRecorder, demo_dir=str(tmp_path / "demos"))
+    res = ros.probe.call(itf.ADAPT, timeout=20)
+    assert not res.success and "no demos of task reach-v3" in res.message
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=20)  # the policy's own check
+    assert not res.success and "no demos of task reach-v3" in res.message
+
+
+def test_adapt_with_corrupt_mcap_says_which(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path)
+    ros.add(DemoRecorder, demo_dir=str(tmp_path / "demos"))
+    write_demo(tmp_path / "demos")
+    bad = task_dir(tmp_path / "demos", TASK) / "demo-20260101-000001-00.mcap"
+    bad.write_bytes(b"\x89MCAP0\r\nthis is not an mcap file")
+    policy = ros.nodes[0]
+    res = ros.probe.call(itf.ADAPT, timeout=30)
+    assert not res.success, res.message
+    assert bad.name in res.message and "corrupt" in res.message
+    assert policy._hierarchy is policy._base  # nothing swapped in
+
+
+def test_adapt_while_adapting_is_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path, adapt_steps=300)  # long enough to overlap
+    ros.add(DemoRecorder, demo_dir=str(tmp_path / "demos"))
+    write_demo(tmp_path / "demos", steps=100)
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(ros.probe.call(itf.ADAPT, timeout=120)))
+    first.start()
+    time.sleep(0.5)
+    via_recorder = ros.probe.call(itf.ADAPT, timeout=10)
+    via_policy = ros.probe.call(itf.POLICY_ADAPT, timeout=10)
+    first.join(timeout=120)
+    for res in (via_recorder, via_policy):
+        assert not res.success and "already running" in res.message, res.message
+    assert results and results[0].success, results
+    # and the control loop kept running on the old hierarchy meanwhile (state -> command still works)
+
+
+def test_control_continues_during_adaptation(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    policy = start_policy(ros, checkpoint, tmp_path, adapt_steps=300)
+    write_demo(tmp_path / "demos", steps=100)
+    old = policy._hierarchy
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(ros.probe.call(itf.POLICY_ADAPT, timeout=120)))
+    worker.start()
+    time.sleep(0.3)
+    answered = 0
+    for k in range(20):
+        if not worker.is_alive():
+            break
+        publish_state(ros.probe, k)
+        try:
+            ros.probe.wait_until(lambda k=k: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(k))
+                                                 for t in ros.twists()), 1.0, "command")
+            answered += 1
+        except TimeoutError:
+            pass
+    worker.join(timeout=120)
+    assert answered >= 3, answered
+    assert results[0].success and "accepted" in results[0].message, results[0].message
+    assert policy._hierarchy is not old  # swapped in after the fact
+
+
+def test_diverging_adaptation_is_rolled_back(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    policy = start_policy(ros, checkpoint, tmp_path, adapt_lr=10.0, adapt_steps=20)
+    write_demo(tmp_path / "demos")
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=60)
+    assert not res.success and "refused" in res.message, res.message
+    assert "diverged" in res.message or "loss increased" in res.message
+    assert policy._hierarchy is policy._base
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+def test_missing_or_mismatched_checkpoint_refuses_to_start(tmp_path: Path) -> None:
+    from dmil_ros.ros.policy_node import load_policy
+
+    with pytest.raises(itf.ConfigError, match="does not exist"):
+        load_policy(str(tmp_path / "nowhere"))
+    wrong = save_checkpoint(Hierarchy.initialize(ModelConfig(30, 4, 3, (8,))), tmp_path / "wrong")
+    with pytest.raises(itf.ConfigError, match="30-dim observations"):
+        load_policy(str(wrong))
+    corrupt = save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (8,))), tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(itf.ConfigError, match="corrupt"):
+        load_policy(str(corrupt))
+
+
+def test_adaptation_settings_come_from_the_checkpoint(tmp_path: Path) -> None:
+    from dmil_ros.core.config import AdaptConfig, make_dmil_config
+    from dmil_ros.ros.policy_node import adapt_config, load_policy
+
+    trained = make_dmil_config("dmil-high", adapt={"steps": 5, "lr": 0.05})
+    ckpt = save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (8,))), tmp_path / "c", trained)
+    _, _, cfg = load_policy(str(ckpt))
+    assert (cfg.steps, cfg.lr, cfg.adapt_low) == (5, 0.05, False)  # DMIL-High adapts the high level only
+    assert adapt_config(cfg, -1, 0.0) == cfg
+    assert (adapt_config(cfg, 2, 0.5).steps, adapt_config(cfg, 2, 0.5).lr) == (2, 0.5)
+    assert adapt_config(cfg, 2, 0.5).adapt_low is False
+    _, _, default = load_policy(str(save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (8,))),
+                                                    tmp_path / "plain")))
+    assert default == AdaptConfig()
+
+
+def test_policy_process_exits_cleanly_on_bad_start(tmp_path: Path) -> None:
+    env = isolated_ros_env()
+    runs = {
+        "missing": [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args",
+                    "-p", f"checkpoint:={tmp_path / 'nowhere'}"],
+        "bad_param": [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args",
+                      "-p", "trigger:=sometimes", "-p", "state_timeout:=-1.0"],
+    }
+    procs = {k: subprocess.Popen(v, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for k, v in runs.items()}
+    out = {k: p.communicate(timeout=60)[0] for k, p in procs.items()}
+    for k, p in procs.items():
+        assert p.returncode == 2, (k, out[k])
+        assert "Traceback" not in out[k]
+    assert "refusing to start" in out["missing"] and "does not exist" in out["missing"]
+    assert "trigger='sometimes'" in out["bad_param"] and "state_timeout is outside" in out["bad_param"]
+
+
+# --- recorder crash -------------------------------------------------------------------------------
+def test_recorder_killed_mid_demo_keeps_earlier_demos(tmp_path: Path) -> None:
+    env = isolated_ros_env()
+    demo_dir = tmp_path / "demos"
+    proc = subprocess.Popen([sys.executable, "-m", "dmil_ros.ros.demo_recorder", "--ros-args",
+                             "-p", f"demo_dir:={demo_dir}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    probe = Probe(int(env["ROS_DOMAIN_ID"]))
+    try:
+        assert probe.wait_for_service(itf.RECORD_START, 30), "recorder never came up"
+
+        def record(first: int, steps: int) -> None:
+            for k in range(first, first + steps):
+                publish_state(probe, k)
+                twist, gripper = action_to_command(np.array([0.1, 0.2, -0.1, 0.5]), stamp(k), "world")
+                probe.publisher(itf.TELEOP_GRIPPER).publish(gripper)
+                probe.publisher(itf.TELEOP_TWIST).publish(twist)
+                time.sleep(0.01)
+
+        probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.TELEOP_TWIST, itf.TELEOP_GRIPPER))
+        assert probe.call(itf.RECORD_START).success
+        record(0, 20)
+        time.sleep(0.3)
+        res = probe.call(itf.RECORD_STOP)
+        assert res.success and "20 operator commands" in res.message, res.message
+        assert probe.call(itf.RECORD_START).success
+        record(20, 30)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        probe.close()
+        if proc.poll() is None:
+            proc.kill()
+    demos = list_demos(demo_dir, TASK)
+    assert len(demos) == 1, demos
+    demo = demo_from_mcap(demos[0], ObservationMapping(TASK, expected_joint_count=10))
+    assert demo.observations.shape == (20, 39)
+    leftovers = list(task_dir(demo_dir, TASK).glob("*.mcap.part"))
+    assert len(leftovers) == 1  # the interrupted demo, never mistaken for a finished one
