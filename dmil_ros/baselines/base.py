@@ -89,10 +89,12 @@ class Method(ABC):
     def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:
         """The policy to roll out on the task shown by `demos`; never modifies `policy`."""
 
-    def with_adapt(self, steps: int | None = None, lr: float | None = None) -> Method:
+    def with_adapt(
+        self, steps: int | None = None, lr: float | None = None, lr_high: float | None = None
+    ) -> Method:
         """A copy with a different fine-tuning budget (the fine-tune-steps ablation, CLI overrides)."""
         adapt = self.dmil.adapt
-        adapt = AdaptConfig(**{**dataclasses.asdict(adapt), **_given(steps=steps, lr=lr)})
+        adapt = AdaptConfig(**{**dataclasses.asdict(adapt), **_given(steps=steps, lr=lr, lr_high=lr_high)})
         dmil = dataclasses.replace(self.dmil, adapt=adapt)
         baseline = dataclasses.replace(self.baseline, **_given(finetune_steps=steps, finetune_lr=lr))
         return type(self)(self.name, dmil, baseline)

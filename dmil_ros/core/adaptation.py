@@ -34,7 +34,7 @@ def _high_step_(high: Params, obs: Tensor, labels: Tensor, next_same: Tensor, cf
         loss = high_level_loss(high, obs, labels, next_same, cfg.continuity_weight)
         grads = torch.autograd.grad(loss, leaves)
     with torch.no_grad():
-        _sgd_(leaves, grads, cfg.lr)
+        _sgd_(leaves, grads, cfg.high_lr)
 
 
 def _sub_skill_step_(low: Params, obs: Tensor, act: Tensor, route: Tensor, lr: float) -> None:

@@ -36,6 +36,7 @@ class AdaptConfig:
 
     steps: int = 3
     lr: float = 1e-2
+    lr_high: float | None = None  # high level's step size; None: same as `lr`
     label_mode: LabelMode = "hard"
     continuity_weight: float = 0.1
     adapt_high: bool = True
@@ -44,8 +45,12 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise ValueError(f"adapt steps must be >= 0, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"adapt lr must be > 0, got {self.lr}")
+        if not self.lr > 0 or (self.lr_high is not None and not self.lr_high > 0):
+            raise ValueError(f"adapt learning rates must be > 0, got lr={self.lr}, lr_high={self.lr_high}")
+
+    @property
+    def high_lr(self) -> float:
+        return self.lr if self.lr_high is None else self.lr_high
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--method", choices=method_names(), help="default: the checkpoint's own method")
     what.add_argument("--adapt-steps", type=int, help="override the fine-tune steps of the adaptation")
     what.add_argument("--adapt-lr", type=float, help="override the fine-tune learning rate")
+    what.add_argument("--adapt-lr-high", type=float, help="override the high level's fine-tune learning rate")
 
     cells = p.add_argument_group("where")
     cells.add_argument(
@@ -254,8 +255,8 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
         args.method, args.checkpoint, train_config=args.train_config, train_overrides=args.overrides,
         train_out=args.train_out, progress=not args.no_progress,
     )  # fmt: skip
-    if args.adapt_steps is not None or args.adapt_lr is not None:
-        method = resolved.method.with_adapt(args.adapt_steps, args.adapt_lr)
+    if args.adapt_steps is not None or args.adapt_lr is not None or args.adapt_lr_high is not None:
+        method = resolved.method.with_adapt(args.adapt_steps, args.adapt_lr, args.adapt_lr_high)
         resolved = ResolvedPolicy(method, resolved.policy, resolved.checkpoint)
     results = [r.to_json() for r in evaluate(resolved, cells, settings)]
     name = resolved.method.name
