@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
     include_package_data=True,
-    package_data={PACKAGE: ["checkpoints/*/*.json", "checkpoints/*/*.safetensors", "config/*.yaml"]},
+    package_data={PACKAGE: ["checkpoints/*/*.json", "checkpoints/*/*.safetensors"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -29,7 +29,7 @@ setup(
     zip_safe=True,
     maintainer="dmil_ros developers",
     maintainer_email="dmil-ros@example.com",
-    description="Dual Meta Imitation Learning: meta-learned sub-skill hierarchies adapted on the robot via ROS 2",
+    description="Dual Meta Imitation Learning: sub-skill hierarchies adapted on the robot through ROS 2",
     license="MIT",
     entry_points={
         "console_scripts": [

@@ -28,8 +28,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     h = Hierarchy.initialize(ModelConfig(39, 4, 3, (512,) * 4), seed=0)
     rng = np.random.default_rng(0)
-    demo = Demo(rng.normal(size=(args.states, 39)).astype(np.float32),
-                rng.uniform(-1, 1, size=(args.states, 4)).astype(np.float32), "bench")
+    demo = Demo(
+        rng.normal(size=(args.states, 39)).astype(np.float32),
+        rng.uniform(-1, 1, size=(args.states, 4)).astype(np.float32),
+        "bench",
+    )
     cfg = AdaptConfig(steps=args.steps)
     adapt(h, [demo], cfg)  # warm-up
     times = []
@@ -38,9 +41,21 @@ def main() -> None:
         adapt(h, [demo], cfg)
         times.append((time.perf_counter() - t0) * 1e3)
     t = np.asarray(times)
-    print(json.dumps({"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)),
-                      "max_ms": float(t.max()), "runs": args.runs, "states": args.states, "steps": args.steps,
-                      "num_skills": 3, "hidden_sizes": [512] * 4, "threads": args.threads}))
+    print(
+        json.dumps(
+            {
+                "p50_ms": float(np.percentile(t, 50)),
+                "p95_ms": float(np.percentile(t, 95)),
+                "max_ms": float(t.max()),
+                "runs": args.runs,
+                "states": args.states,
+                "steps": args.steps,
+                "num_skills": 3,
+                "hidden_sizes": [512] * 4,
+                "threads": args.threads,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,19 +39,31 @@ def _time(fn, repeats: int) -> list[float]:
     return out
 
 
-def measure(hidden: tuple[int, ...], skills: int, tasks: int, windows: int, length: int, repeats: int) -> dict:
+def measure(
+    hidden: tuple[int, ...], skills: int, tasks: int, windows: int, length: int, repeats: int
+) -> dict:
     model = ModelConfig(39, 4, skills, hidden)
-    cfg = make_dmil_config("dmil", inner_lr_high=0.1, inner_lr_low=0.01, tasks_per_batch=tasks,
-                           windows_per_batch=windows, window_length=length)
+    cfg = make_dmil_config(
+        "dmil",
+        inner_lr_high=0.1,
+        inner_lr_low=0.01,
+        tasks_per_batch=tasks,
+        windows_per_batch=windows,
+        window_length=length,
+    )
     params = init_params(model, seed=0)
     batch = _batch(tasks, windows, length, 39, 4)
     ref = ReferenceDMIL(model, params)
     fast = _time(lambda: meta_gradients(params, batch, cfg), repeats)
     loop = _time(lambda: ref.meta_gradients(batch, cfg), repeats)
     return {
-        "hidden_sizes": list(hidden), "num_skills": skills, "tasks_per_batch": tasks,
-        "states_per_batch": windows * length, "vectorised_s": statistics.median(fast),
-        "loop_s": statistics.median(loop), "speedup_vs_loop": statistics.median(loop) / statistics.median(fast),
+        "hidden_sizes": list(hidden),
+        "num_skills": skills,
+        "tasks_per_batch": tasks,
+        "states_per_batch": windows * length,
+        "vectorised_s": statistics.median(fast),
+        "loop_s": statistics.median(loop),
+        "speedup_vs_loop": statistics.median(loop) / statistics.median(fast),
     }
 
 
@@ -64,8 +76,16 @@ def main() -> None:
     paper = measure((512,) * 4, 3, 10, 16, 16, max(2, args.repeats // 2))
     print(json.dumps({"config": "paper sizes (512x4, K=3, 10 tasks, 16 windows x 16 states)", **paper}))
     default = measure((256,) * 3, 3, 10, 8, 16, args.repeats)
-    print(json.dumps({"config": "default training sizes (256x3, K=3, 10 tasks, 8 windows x 16 states)",
-                      **default, "threads": args.threads, "paper_sizes_speedup": paper["speedup_vs_loop"]}))
+    print(
+        json.dumps(
+            {
+                "config": "default training sizes (256x3, K=3, 10 tasks, 8 windows x 16 states)",
+                **default,
+                "threads": args.threads,
+                "paper_sizes_speedup": paper["speedup_vs_loop"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 
 # name -> (module with `main(argv) -> int | None`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synthetic": ("dmil_ros.synthetic_cli", "meta-train on the synthetic benchmark and report segmentation/MSE"),
+    "synthetic": (
+        "dmil_ros.synthetic_cli",
+        "meta-train on the synthetic benchmark and report segmentation/MSE",
+    ),
     "collect": ("dmil_ros.data.collect", "collect scripted-expert demonstrations into HDF5"),
     "train": ("dmil_ros.training.cli", "meta-train DMIL (or a baseline) from a YAML config"),
     "eval": ("dmil_ros.evaluation.cli", "few-shot evaluation: adapt on k demos, run seeded trials"),

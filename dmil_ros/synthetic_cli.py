@@ -22,7 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(SyntheticSettings(seed=args.seed, iterations=args.iterations))
     if not args.json:
         print(f"segmentation accuracy (held-out, 1 demo): {result['segmentation_accuracy']:.3f}")
-        print(f"action MSE  adapted {result['adapted_mse']:.4f}  un-adapted {result['unadapted_mse']:.4f}  "
-              f"BC from scratch {result['bc_scratch_mse']:.4f}")
+        print(
+            f"action MSE  adapted {result['adapted_mse']:.4f}  un-adapted {result['unadapted_mse']:.4f}  "
+            f"BC from scratch {result['bc_scratch_mse']:.4f}"
+        )
     print(json.dumps(result))
     return 0

@@ -27,15 +27,18 @@ def test_core_imports_without_ros():
 def _demos(seed: int) -> dict[str, list[Demo]]:
     rng = np.random.default_rng(seed)
     return {
-        f"t{i}": [Demo(rng.normal(size=(20, 3)).astype(np.float32), rng.normal(size=(20, 2)).astype(np.float32))
-                  for _ in range(3)]
+        f"t{i}": [
+            Demo(rng.normal(size=(20, 3)).astype(np.float32), rng.normal(size=(20, 2)).astype(np.float32))
+            for _ in range(3)
+        ]
         for i in range(3)
     }
 
 
 def test_meta_training_is_deterministic_under_a_seed():
-    cfg = make_dmil_config("dmil", inner_lr=0.1, outer_lr=1e-2, tasks_per_batch=2, windows_per_batch=2,
-                           window_length=5)
+    cfg = make_dmil_config(
+        "dmil", inner_lr=0.1, outer_lr=1e-2, tasks_per_batch=2, windows_per_batch=2, window_length=5
+    )
     model = ModelConfig(3, 2, 2, (8,))
     a = meta_train(_demos(0), model, cfg, iterations=5, seed=1)
     b = meta_train(_demos(0), model, cfg, iterations=5, seed=1)
@@ -55,13 +58,21 @@ def test_window_sampler_keeps_windows_contiguous():
 
 def test_sampler_refuses_too_short_demos():
     with pytest.raises(DemoError, match=">= 10 steps"):
-        WindowSampler({"t": [Demo(np.zeros((4, 1), np.float32), np.zeros((4, 1), np.float32))]},
-                      Normalizer.identity(1), window_length=10, windows_per_batch=1)
+        WindowSampler(
+            {"t": [Demo(np.zeros((4, 1), np.float32), np.zeros((4, 1), np.float32))]},
+            Normalizer.identity(1),
+            window_length=10,
+            windows_per_batch=1,
+        )
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"label_mode": "medium"}, "label_mode"), ({"window_length": 1}, "continuity"), ({"outer_lr": 0}, "outer_lr")],
+    [
+        ({"label_mode": "medium"}, "label_mode"),
+        ({"window_length": 1}, "continuity"),
+        ({"outer_lr": 0}, "outer_lr"),
+    ],
 )
 def test_bad_config_values_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -29,8 +29,10 @@ def test_matches_per_task_autograd_loop(variant, tiny_model, tiny_params64, batc
 
 
 def _outer_loss(params: Params, batch: MetaBatch, cfg) -> float:
-    losses = [task_outer_loss(params, batch.obs[t], batch.act[t], batch.next_same, cfg)[0]
-              for t in range(batch.obs.shape[0])]
+    losses = [
+        task_outer_loss(params, batch.obs[t], batch.act[t], batch.next_same, cfg)[0]
+        for t in range(batch.obs.shape[0])
+    ]
     return float(torch.stack(losses).mean())
 
 
@@ -60,8 +62,9 @@ def test_no_inner_step_equals_plain_gradient(tiny_params64, batch64):
     cfg = make_dmil_config("dmil", inner_lr=0.0)
     grads, _ = meta_gradients(tiny_params64, batch64, cfg)
     params = {k: v.clone().requires_grad_(True) for k, v in tiny_params64.items()}
-    loss = torch.stack([task_outer_loss(params, batch64.obs[t], batch64.act[t], batch64.next_same, cfg)[0]
-                        for t in range(3)]).mean()
+    loss = torch.stack(
+        [task_outer_loss(params, batch64.obs[t], batch64.act[t], batch64.next_same, cfg)[0] for t in range(3)]
+    ).mean()
     loss.backward()
     for k, p in params.items():
         torch.testing.assert_close(grads[k], p.grad)

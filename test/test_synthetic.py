@@ -29,7 +29,11 @@ def test_segmentation_accuracy_is_permutation_invariant():
 def test_dmil_synthetic_command_recovers_segmentation_and_beats_baselines():
     out = subprocess.run(
         [sys.executable, "-m", "dmil_ros.cli", "synthetic", "--json"],
-        capture_output=True, text=True, check=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["segmentation_accuracy"] >= 0.90, result

@@ -33,7 +33,9 @@ def validate_demos(demos: Sequence[Demo], obs_dim: int, action_dim: int) -> None
     for i, d in enumerate(demos):
         obs, act = np.asarray(d.observations), np.asarray(d.actions)
         if obs.ndim != 2 or act.ndim != 2:
-            raise DemoError(f"demo {i}: observations and actions must be 2-D (T, dim), got {obs.shape}, {act.shape}")
+            raise DemoError(
+                f"demo {i}: observations and actions must be 2-D (T, dim), got {obs.shape}, {act.shape}"
+            )
         if obs.shape[0] == 0:
             raise DemoError(f"demo {i} is empty (0 steps)")
         if obs.shape[0] != act.shape[0]:
@@ -66,7 +68,8 @@ class Normalizer:
     @staticmethod
     def fit(observations: np.ndarray, min_std: float = 1e-2) -> Normalizer:
         return Normalizer(
-            observations.mean(0).astype(np.float32), np.maximum(observations.std(0), min_std).astype(np.float32)
+            observations.mean(0).astype(np.float32),
+            np.maximum(observations.std(0), min_std).astype(np.float32),
         )
 
     @staticmethod

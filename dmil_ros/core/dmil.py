@@ -100,9 +100,7 @@ def task_outer_loss(
     return loss_ho + loss_lo, aux
 
 
-def meta_gradients(
-    params: Params, batch: MetaBatch, cfg: DMILConfig
-) -> tuple[Params, dict[str, Tensor]]:
+def meta_gradients(params: Params, batch: MetaBatch, cfg: DMILConfig) -> tuple[Params, dict[str, Tensor]]:
     """Meta-gradients of both levels at the *same* parameters, averaged over the task batch.
 
     The returned diagnostics are detached tensors (scalars, and `skill_share` of shape (K,)).

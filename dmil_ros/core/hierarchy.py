@@ -34,7 +34,9 @@ class Hierarchy:
         return Hierarchy(self.config, {k: v.to(device) for k, v in self.params.items()}, self.normalizer)
 
     def clone(self) -> Hierarchy:
-        return Hierarchy(self.config, {k: v.detach().clone() for k, v in self.params.items()}, self.normalizer)
+        return Hierarchy(
+            self.config, {k: v.detach().clone() for k, v in self.params.items()}, self.normalizer
+        )
 
     def normalize(self, obs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.normalizer(np.asarray(obs, np.float32))).to(self.device)
@@ -42,7 +44,9 @@ class Hierarchy:
     def check_observation(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)
         if obs.shape[-1:] != (self.config.obs_dim,):
-            raise ObservationError(f"observation has shape {obs.shape}, expected (..., {self.config.obs_dim})")
+            raise ObservationError(
+                f"observation has shape {obs.shape}, expected (..., {self.config.obs_dim})"
+            )
         if not np.isfinite(obs).all():
             raise ObservationError("observation contains NaN or infinite values")
         return obs

@@ -32,7 +32,9 @@ def meta_train(
     """Run `iterations` DMIL meta-iterations; `callback(it, metrics, trainer)` after each."""
     torch.manual_seed(seed)
     normalizer = normalizer or fit_normalizer(demos_by_task)
-    sampler = WindowSampler(demos_by_task, normalizer, dmil_cfg.window_length, dmil_cfg.windows_per_batch, seed)
+    sampler = WindowSampler(
+        demos_by_task, normalizer, dmil_cfg.window_length, dmil_cfg.windows_per_batch, seed
+    )
     trainer = DMILTrainer(init_params(model_cfg, seed, device), dmil_cfg, seed)
     for it in range(iterations):
         metrics = trainer.step(sampler.sample(dmil_cfg.tasks_per_batch).to(device))

@@ -61,7 +61,9 @@ class ReferenceDMIL:
                 x = m(x)
         return x
 
-    def _high_loss(self, w: list[Tensor], obs: Tensor, labels: Tensor, next_same: Tensor, lam: float) -> Tensor:
+    def _high_loss(
+        self, w: list[Tensor], obs: Tensor, labels: Tensor, next_same: Tensor, lam: float
+    ) -> Tensor:
         logp = torch.log_softmax(self._forward(self.high, w, obs), -1)
         loss = -(labels * logp).sum(-1).mean()
         if lam > 0:

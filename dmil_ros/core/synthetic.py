@@ -97,6 +97,12 @@ def segmentation_accuracy(predicted: np.ndarray, truth: np.ndarray, num_skills: 
         for perm in itertools.permutations(range(NUM_TRUE_SKILLS), num_skills):
             best = max(best, float(np.mean(np.asarray(perm)[predicted] == truth)))
         return best
-    mapping = np.array([np.bincount(truth[predicted == k], minlength=NUM_TRUE_SKILLS).argmax()
-                        if np.any(predicted == k) else 0 for k in range(num_skills)])
+    mapping = np.array(
+        [
+            np.bincount(truth[predicted == k], minlength=NUM_TRUE_SKILLS).argmax()
+            if np.any(predicted == k)
+            else 0
+            for k in range(num_skills)
+        ]
+    )
     return float(np.mean(mapping[predicted] == truth))

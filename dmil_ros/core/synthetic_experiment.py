@@ -73,7 +73,9 @@ def run(settings: SyntheticSettings | None = None, dmil_cfg: DMILConfig | None =
         seg.append(synthetic.segmentation_accuracy(predicted, truth, s.num_skills))
         adapted.append(action_mse(result.hierarchy, test_demos))
         unadapted.append(action_mse(hierarchy, test_demos))
-        bc = new_bc_policy(model_cfg.obs_dim, model_cfg.action_dim, s.hidden_sizes, hierarchy.normalizer, s.seed + i)
+        bc = new_bc_policy(
+            model_cfg.obs_dim, model_cfg.action_dim, s.hidden_sizes, hierarchy.normalizer, s.seed + i
+        )
         bc, _ = train_bc(bc, [demo], s.bc_steps, lr=1e-3, seed=s.seed + i)
         scratch.append(action_mse(bc, test_demos))
     return {
@@ -93,6 +95,3 @@ def run(settings: SyntheticSettings | None = None, dmil_cfg: DMILConfig | None =
         "settings": asdict(s),
         "adapt": asdict(cfg.adapt),
     }
-
-
-

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", help="checkpoint or run directory (default: the shipped one)")
-    p.add_argument("--task", default="peg-insert-side-v3", help="Meta-World task (default peg-insert-side-v3)")
+    p.add_argument(
+        "--task", default="peg-insert-side-v3", help="Meta-World task (default peg-insert-side-v3)"
+    )
     p.add_argument("--shots", type=int, default=3, help="demos adapted on (default 3)")
     p.add_argument("--tsne-demos", type=int, default=8, help="held-out demos in the t-SNE (default 8)")
     p.add_argument(
