@@ -73,7 +73,9 @@ class Probe:
             with self._lock:
                 self.messages[topic].append(msg)
 
-        sub = self.node.create_subscription(spec.msg_type, topic, store, qos or spec.qos)
+        # A deep history, as the recorder uses: the probe counts messages, and a busy test process
+        # must not lose any to KEEP_LAST eviction while its Python callbacks lag behind.
+        sub = self.node.create_subscription(spec.msg_type, topic, store, qos or itf.recording_qos(spec.qos))
         self._subscriptions[topic] = sub
 
     def wait_matched(self, publish: tuple[TopicSpec, ...] = (), watch: tuple[TopicSpec, ...] = (),
