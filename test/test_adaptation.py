@@ -71,3 +71,11 @@ def test_act_refuses_bad_observations(hierarchy):
         hierarchy.act(np.zeros(5, np.float32))
     with pytest.raises(ObservationError, match="NaN"):
         hierarchy.act(np.full(6, np.nan, np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_adaptation_on_cuda(hierarchy):
+    result = adapt(hierarchy.to("cuda"), [_demo()], AdaptConfig(steps=5, lr=0.05))
+    assert result.accepted and result.hierarchy.device.type == "cuda"
+    action, _, _ = result.hierarchy.act(np.zeros(6, np.float32))
+    assert action.shape == (3,)

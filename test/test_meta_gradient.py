@@ -68,3 +68,12 @@ def test_no_inner_step_equals_plain_gradient(tiny_params64, batch64):
     loss.backward()
     for k, p in params.items():
         torch.testing.assert_close(grads[k], p.grad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu(tiny_params64, batch64):
+    cfg = make_dmil_config("dmil", inner_lr=0.5)
+    cpu, _ = meta_gradients(tiny_params64, batch64, cfg)
+    gpu, _ = meta_gradients({k: v.cuda() for k, v in tiny_params64.items()}, batch64.to("cuda"), cfg)
+    for name in cpu:
+        torch.testing.assert_close(gpu[name].cpu(), cpu[name], rtol=1e-7, atol=1e-10, msg=name)
