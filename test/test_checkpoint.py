@@ -92,3 +92,9 @@ def test_loading_never_unpickles(saved):
     _, path = saved
     assert (path / "model.safetensors").read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle stream
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_saved_files_are_readable_by_others(saved):
+    _, path = saved
+    for f in path.iterdir():
+        assert f.stat().st_mode & 0o044 == 0o044, f"{f.name} is not world/group readable"

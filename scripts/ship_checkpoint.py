@@ -1,0 +1,38 @@
+"""Copy a training run's best checkpoint into the package as the shipped hierarchy.
+
+    .venv/bin/python scripts/ship_checkpoint.py runs/ml10-k3 --recipe config/train_ml10.yaml
+
+The weights are copied unchanged; the adaptation settings (`dmil.adapt`) are taken from the recipe,
+so a run that validated with other settings ships with the recipe's deployment adaptation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from dmil_ros.training.config import load_config
+
+SHIPPED = Path(__file__).resolve().parents[1] / "dmil_ros" / "checkpoints" / "metaworld_ml10"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", type=Path, help="training run directory (its best/ is shipped)")
+    p.add_argument("--recipe", type=Path, default=Path("config/train_ml10.yaml"))
+    p.add_argument("--out", type=Path, default=SHIPPED)
+    args = p.parse_args()
+    hierarchy, dmil_cfg, meta = load_checkpoint(args.run / "best")
+    recipe = load_config(args.recipe)
+    if dmil_cfg is None:
+        raise SystemExit(f"{args.run / 'best'} has no DMIL config")
+    dmil_cfg = dataclasses.replace(dmil_cfg, adapt=recipe.dmil.adapt)
+    meta = {**meta, "source_run": str(args.run), "adapt_from": str(args.recipe)}
+    save_checkpoint(hierarchy, args.out, dmil_cfg, meta)
+    print(f"shipped {args.run / 'best'} (iteration {meta.get('iteration')}) -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
