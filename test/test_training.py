@@ -161,3 +161,23 @@ def test_torchrun_two_ranks_end_to_end(demo_file: Path, tmp_path: Path) -> None:
     ddp = load_checkpoint(tmp_path / "ddp" / "last")[0].params
     one = load_checkpoint(tmp_path / "one" / "last")[0].params
     assert max_difference(ddp, one) < 1e-4
+
+
+def test_interrupt_keeps_the_latest_weights(demo_file: Path, tmp_path: Path, monkeypatch) -> None:
+    from dmil_ros.core.dmil import DMILTrainer
+
+    real_apply = DMILTrainer.apply
+    calls = {"n": 0}
+
+    def apply_then_ctrl_c(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(DMILTrainer, "apply", apply_then_ctrl_c)
+    cfg = config_from_dict(tiny(demo_file, train={"iterations": 50, "eval_interval": 50, "log_interval": 2}))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", progress=False)
+    _, _, meta = load_checkpoint(tmp_path / "run" / "last")
+    assert meta["interrupted"] is True and meta["iteration"] == 4  # the 5th never completed

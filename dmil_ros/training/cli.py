@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DemoError, FileExistsError) as e:
         print(f"dmil train: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("dmil train: interrupted; the latest weights are in the run's last/", file=sys.stderr)
+        return 130
     finally:
         comm.close()
     if comm.is_main:

@@ -194,10 +194,12 @@ def _train(
         unit="it",
         disable=not (progress and comm.is_main),
     )
+    done = 0  # completed meta-iterations (what an interrupted run's weights contain)
     try:
         for it in range(1, sched.iterations + 1):
             t0 = time.perf_counter()
             metrics = trainer.step(sampler.sample(dm.tasks_per_batch).to(device))
+            done = it
             step_seconds += time.perf_counter() - t0
             for k, v in metrics.items():
                 pending[k].append(v)
@@ -223,6 +225,15 @@ def _train(
                     "validation it %d: val_mse %.5g (before adaptation %.5g), best %.5g",
                     it, last_val, val["val_mse_unadapted"], best,
                 )  # fmt: skip
+    except KeyboardInterrupt:
+        # Ctrl-C loses nothing learned: the current weights go to last/ (unvalidated), then stop.
+        if comm.is_main and done > 0:
+            policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
+            nan = {"val_mse": float("nan"), "val_mse_unadapted": float("nan")}
+            meta = {**_checkpoint_meta(cfg, method, done, nan), "interrupted": True}
+            save_checkpoint(policy, run_dir / "last", method.dmil, meta)
+            _log.warning("interrupted after iteration %d: weights saved to %s", done, run_dir / "last")
+        raise
     finally:
         bar.close()
     result = TrainResult(
