@@ -77,6 +77,9 @@ def state_qos(reliability: str) -> QoSProfile:
 
 
 RECORDING_DEPTH = 1000
+# Lock-step commanders re-send their last command for a state seen again at most this often [s], so
+# one lost command cannot stall the sim.
+RESEND_PERIOD = 0.05
 
 
 def recording_qos(qos: QoSProfile) -> QoSProfile:

@@ -59,7 +59,6 @@ from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
 
 NAME = "policy_node"
-RESEND_PERIOD = 0.05  # s; at most this often re-send the command for a state seen again
 
 
 def load_policy(param: str) -> tuple[Hierarchy, str, AdaptConfig]:
@@ -159,7 +158,7 @@ class PolicyNode(Node):
         if state.stamp_ns != self._last_acted:
             self._last_acted = state.stamp_ns
             self._act(state, msg.header.stamp)
-        elif now - self._last_sent >= RESEND_PERIOD:
+        elif now - self._last_sent >= itf.RESEND_PERIOD:
             self._resend()  # same state again (heartbeat): a waiting lock-step sim lost our command
 
     def _tick(self) -> None:

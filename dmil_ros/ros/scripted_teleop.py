@@ -32,7 +32,6 @@ from dmil_ros.ros.sim_bridge import build_env
 from dmil_ros.ros.state_sync import StateSet, StateSync
 
 NAME = "scripted_teleop"
-RESEND_PERIOD = 0.05  # s; at most this often re-send the command for a state seen again
 
 
 class ScriptedTeleop(Node):
@@ -82,7 +81,7 @@ class ScriptedTeleop(Node):
         if state.stamp_ns != self._last_acted:
             self._last_acted = state.stamp_ns
             self._act(state)
-        elif self._last_command is not None and time.monotonic() - self._last_sent >= RESEND_PERIOD:
+        elif self._last_command is not None and time.monotonic() - self._last_sent >= itf.RESEND_PERIOD:
             self._send(*self._last_command)  # same state again (heartbeat): the sim lost our command
 
     def _act(self, state: StateSet) -> None:
