@@ -16,7 +16,7 @@ class DMILMethod(Method):
     """Meta-trains both levels with the bi-level loop; adapts with alternating HI/LI steps."""
 
     def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
-        return DistributedDMILTrainer(params, self.dmil, seed, comm)
+        return DistributedDMILTrainer(params, self.dmil, comm)
 
     def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:
         if policy is None:

@@ -119,7 +119,7 @@ def meta_gradients(params: Params, batch: MetaBatch, cfg: DMILConfig) -> tuple[P
 class DMILTrainer:
     """Owns the meta-parameters and one Adam optimiser over *both* levels."""
 
-    def __init__(self, params: Params, cfg: DMILConfig, seed: int = 0) -> None:
+    def __init__(self, params: Params, cfg: DMILConfig) -> None:
         self.cfg = cfg
         self.params: Params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
         self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.outer_lr)
@@ -127,7 +127,6 @@ class DMILTrainer:
         self.share_ema = torch.full((k,), 1.0 / k)
         self.starved = torch.zeros(k, dtype=torch.long)
         self.revived = 0
-        self._gen = torch.Generator().manual_seed(seed + 7919)
 
     def step(self, batch: MetaBatch) -> dict[str, float]:
         grads, aux = meta_gradients({k: v.detach() for k, v in self.params.items()}, batch, self.cfg)

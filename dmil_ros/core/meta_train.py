@@ -35,7 +35,7 @@ def meta_train(
     sampler = WindowSampler(
         demos_by_task, normalizer, dmil_cfg.window_length, dmil_cfg.windows_per_batch, seed
     )
-    trainer = DMILTrainer(init_params(model_cfg, seed, device), dmil_cfg, seed)
+    trainer = DMILTrainer(init_params(model_cfg, seed, device), dmil_cfg)
     for it in range(iterations):
         metrics = trainer.step(sampler.sample(dmil_cfg.tasks_per_batch).to(device))
         if callback is not None:

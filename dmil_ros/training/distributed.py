@@ -129,8 +129,8 @@ class DistributedDMILTrainer(DMILTrainer):
     the same decision and the same re-seeded weights everywhere.
     """
 
-    def __init__(self, params: Params, cfg: DMILConfig, seed: int = 0, comm: Comm | None = None) -> None:
-        super().__init__(params, cfg, seed)
+    def __init__(self, params: Params, cfg: DMILConfig, comm: Comm | None = None) -> None:
+        super().__init__(params, cfg)
         self.comm = comm or Comm()
 
     def step(self, batch: MetaBatch) -> dict[str, float]:
