@@ -181,3 +181,13 @@ def test_interrupt_keeps_the_latest_weights(demo_file: Path, tmp_path: Path, mon
         train(cfg, tmp_path / "run", progress=False)
     _, _, meta = load_checkpoint(tmp_path / "run" / "last")
     assert meta["interrupted"] is True and meta["iteration"] == 4  # the 5th never completed
+
+
+def test_training_continues_from_a_checkpoint(demo_file: Path, tmp_path: Path) -> None:
+    first = train(config_from_dict(tiny(demo_file)), tmp_path / "a", progress=False).run_dir
+    start, _, _ = load_checkpoint(first / "last")
+    cfg = config_from_dict(tiny(demo_file, train={"iterations": 2, "eval_interval": 2, "log_interval": 2,
+                                                  "init_from": str(first / "last")}))  # fmt: skip
+    cont, _, _ = load_checkpoint(train(cfg, tmp_path / "b", progress=False).run_dir / "last")
+    np.testing.assert_array_equal(cont.normalizer.mean, start.normalizer.mean)
+    assert 0 < max_difference(cont.params, start.params) < 0.1  # moved on from there, not from scratch

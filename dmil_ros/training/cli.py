@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from dmil_ros.baselines.registry import method_names
+from dmil_ros.core.checkpoint import CheckpointError
 from dmil_ros.core.data import DemoError
 from dmil_ros.training.config import ConfigError, dump_yaml, load_config
 from dmil_ros.training.distributed import Comm
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = train(cfg, out, comm, progress=not args.no_progress, overwrite=args.overwrite)
-    except (ConfigError, DemoError, FileExistsError) as e:
+    except (ConfigError, DemoError, FileExistsError, CheckpointError) as e:
         print(f"dmil train: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

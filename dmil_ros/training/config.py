@@ -51,6 +51,7 @@ class ScheduleSettings:
     eval_interval: int = 100  # validate and checkpoint every this many iterations (and at the end)
     log_interval: int = 10
     validation_shots: int = 1  # demos adapted on per task; the other validation demos are the query
+    init_from: str = ""  # checkpoint directory to continue from (weights + normalizer; Adam starts fresh)
 
 
 @dataclass(frozen=True)

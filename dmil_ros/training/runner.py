@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from dmil_ros.baselines.base import Method
 from dmil_ros.baselines.registry import make_method
-from dmil_ros.core.checkpoint import save_checkpoint
+from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from dmil_ros.core.data import WindowSampler
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.meta_train import fit_normalizer
@@ -173,9 +173,15 @@ def _train(
     obs_dim, action_dim = first.observations.shape[1], first.actions.shape[1]
 
     torch.manual_seed(cfg.seed)
-    normalizer = fit_normalizer(train_demos)
     model_cfg = method.model_config(obs_dim, action_dim, cfg.model.num_skills, cfg.model.hidden_sizes)
-    trainer = method.make_trainer(init_params(model_cfg, cfg.seed, device), cfg.seed, comm)
+    if cfg.train.init_from:
+        start, _, _ = load_checkpoint(cfg.train.init_from, device)
+        if start.config != model_cfg:
+            raise ConfigError(f"train.init_from {cfg.train.init_from}: model {start.config} != {model_cfg}")
+        params, normalizer = start.params, start.normalizer
+    else:
+        params, normalizer = init_params(model_cfg, cfg.seed, device), fit_normalizer(train_demos)
+    trainer = method.make_trainer(params, cfg.seed, comm)
     dm = method.dmil
     sampler = WindowSampler(train_demos, normalizer, dm.window_length, dm.windows_per_batch, cfg.seed)
     sched = cfg.train
