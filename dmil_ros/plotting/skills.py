@@ -13,6 +13,16 @@ import numpy as np  # noqa: E402
 from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
 
 
+def save_figure(fig: plt.Figure, title: str, path: Path) -> Path:
+    """Title, lay out and write a figure as PNG (creating its folder), then free it."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def skill_colors(k: int) -> list:
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(k)]
@@ -36,9 +46,4 @@ def plot_skill_probabilities(
         ax.set_title(label, fontsize=10)
     axes[0, 0].legend(loc="center right", fontsize=8)
     axes[-1, 0].set_xlabel("time step")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, title, path)

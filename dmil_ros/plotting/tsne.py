@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
-from dmil_ros.plotting.skills import skill_colors  # noqa: E402
+from dmil_ros.plotting.skills import save_figure, skill_colors  # noqa: E402
 
 
 def embed(observations: np.ndarray, normalizer_of: Hierarchy, seed: int = 0) -> np.ndarray:
@@ -41,9 +41,4 @@ def plot_tsne(
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=7, markerscale=2, loc="best")
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, title, path)
