@@ -37,7 +37,7 @@ nodes follow.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +119,22 @@ POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled |
 # The parts of the robot state the observation is rebuilt from (the recorder also stores the rest).
 STATE_TOPICS = (JOINT_STATES, EE_POSE, OBJECT_POSES, GOAL)
 RECORDED_TOPICS = (*STATE_TOPICS, TASK_SUCCESS, EPISODE_INFO, TASK, TELEOP_TWIST, TELEOP_GRIPPER)
+
+
+def subscribe_robot_state(
+    node: Any,
+    reliability: str,
+    on_part: Callable[[str, Any], None],
+    on_task: Callable[[Any], None],
+    on_episode: Callable[[Any], None],
+) -> None:
+    """Subscribe `node` to the state topics (`on_part(topic, msg)`), the task and the episode info:
+    what every node that rebuilds observations listens to."""
+    qos = state_qos(reliability)
+    for spec in STATE_TOPICS:
+        node.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
+    node.create_subscription(TASK.msg_type, TASK.name, on_task, TASK.qos)
+    node.create_subscription(EPISODE_INFO.msg_type, EPISODE_INFO.name, on_episode, EPISODE_INFO.qos)
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,8 @@ class PolicyNode(Node):
         # callback); only the adapt service is reentrant, so a second request is answered while the
         # first one's coroutine waits for its worker thread.
         adapting = ReentrantCallbackGroup()
-        qos = itf.state_qos(self.p["state_reliability"])
-        for spec in itf.STATE_TOPICS:
-            self.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: self._on_part(r, m),
-                                     qos)
-        self.create_subscription(String, itf.TASK.name, self._on_task, itf.TASK.qos)
-        self.create_subscription(String, itf.EPISODE_INFO.name, self._on_episode, itf.EPISODE_INFO.qos)
+        itf.subscribe_robot_state(self, self.p["state_reliability"], self._on_part, self._on_task,
+                                  self._on_episode)
         self._pub_twist, self._pub_gripper, self._pub_skill, self._pub_probs, self._pub_status = (
             self.create_publisher(spec.msg_type, spec.name, spec.qos)
             for spec in (itf.POLICY_TWIST, itf.POLICY_GRIPPER, itf.SKILL, itf.SKILL_PROBS, itf.POLICY_STATUS))

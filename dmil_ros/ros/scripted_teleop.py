@@ -50,12 +50,8 @@ class ScriptedTeleop(Node):
         self._episode: int | None = None
         self._last_command: tuple[TwistStamped, Float64] | None = None
         self._last_sent = 0.0
-        qos = itf.state_qos(self.p["state_reliability"])
-        for spec in itf.STATE_TOPICS:
-            self.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: self._on_part(r, m),
-                                     qos)
-        self.create_subscription(String, itf.TASK.name, self._on_task, itf.TASK.qos)
-        self.create_subscription(String, itf.EPISODE_INFO.name, self._on_episode, itf.EPISODE_INFO.qos)
+        itf.subscribe_robot_state(self, self.p["state_reliability"], self._on_part, self._on_task,
+                                  self._on_episode)
         self._pub_twist = self.create_publisher(itf.TELEOP_TWIST.msg_type, itf.TELEOP_TWIST.name,
                                                 itf.TELEOP_TWIST.qos)
         self._pub_gripper = self.create_publisher(itf.TELEOP_GRIPPER.msg_type, itf.TELEOP_GRIPPER.name,
