@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from dmil_ros.envs.base import ManipulationEnv
+from dmil_ros.envs.kitchen_tasks import SUITE_PREFIX, kitchen_suites
+from dmil_ros.envs.kitchen_tasks import suite_tasks as kitchen_suite_tasks
 
-ENV_FAMILIES = ("metaworld",)
-SUITES = ("ml10", "ml10-dmil", "ml45")
+ENV_FAMILIES = ("metaworld", "kitchen")
+# Kitchen suites 'kitchen-no-<object>': tasks without that object (train) / its unseen combos (test).
+SUITES = ("ml10", "ml10-dmil", "ml45", *kitchen_suites())
 SPLITS = ("train", "test", "all")
 
 # Official DMIL code's ML10 split (differs from metaworld's ML10).
@@ -34,11 +37,15 @@ _DMIL_ML10 = {
 
 
 def make_env(env: str, task: str, **kw: Any) -> ManipulationEnv:
-    """`make_env("metaworld", "reach-v3", max_episode_steps=300)`."""
+    """`make_env("metaworld", "reach-v3", max_episode_steps=300)`; kitchen: "kettle+microwave"."""
     if env == "metaworld":
         from dmil_ros.envs.metaworld_env import MetaWorldEnv
 
         return MetaWorldEnv(task, **kw)
+    if env == "kitchen":
+        from dmil_ros.envs.kitchen_env import KitchenEnv
+
+        return KitchenEnv(task, **kw)
     raise ValueError(f"unknown env family {env!r}; known: {', '.join(ENV_FAMILIES)}")
 
 
@@ -47,6 +54,10 @@ def available_tasks(env: str = "metaworld") -> list[str]:
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
         return list(ALL_V3_ENVIRONMENTS)
+    if env == "kitchen":
+        from dmil_ros.envs.kitchen_env import SUBTASKS
+
+        return list(SUBTASKS)
     raise ValueError(f"unknown env family {env!r}; known: {', '.join(ENV_FAMILIES)}")
 
 
@@ -54,6 +65,8 @@ def suite_tasks(suite: str, split: str) -> list[str]:
     """Task names of `suite` ('ml10', 'ml10-dmil', 'ml45') for `split` ('train', 'test', 'all')."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    if suite.startswith(SUITE_PREFIX):
+        return kitchen_suite_tasks(suite, split)
     if suite == "ml10-dmil":
         table = _DMIL_ML10
     elif suite in ("ml10", "ml45"):
