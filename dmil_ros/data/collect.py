@@ -237,8 +237,9 @@ def _env_args(config: CollectConfig, tasks: Sequence[str], suite: str | None) ->
         "action_dim": env.action_dim,
         "control_dt": env.control_dt,
     }
-    if config.env == "metaworld":
-        args["metaworld_version"] = metadata.version("metaworld")
+    sim_package = {"metaworld": "metaworld", "kitchen": "gymnasium_robotics"}.get(config.env)
+    if sim_package is not None:
+        args[f"{sim_package}_version"] = metadata.version(sim_package)
         args["mujoco_version"] = metadata.version("mujoco")
     return args
 

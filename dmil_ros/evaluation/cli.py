@@ -16,6 +16,13 @@ Examples:
   dmil eval --ablation k --set train.iterations=2000 --trials 20 --seeds 3
   dmil eval --ablation finetune-steps --checkpoint runs/ml10-k5/best
 
+Franka Kitchen (paper Tables 2 and 5): the four unseen combinations, each with the checkpoint
+meta-trained without its excluded object; scores are completed sub-tasks (of 4):
+  dmil eval --env kitchen --json                                         # the shipped kitchen checkpoints
+  dmil eval --env kitchen --method bc-scratch
+  dmil eval --env kitchen --method multitask-bc --train-missing          # trains runs/kitchen-multitask-bc/
+  dmil eval --env kitchen --ablation k --ablation-values 2,4,8           # trains runs/ablation/kitchen-k*/
+
 Protocols: official = 300-step episodes (the DMIL code), farama = 500 (Meta-World's own); the
 output always states the protocol and horizon. Exit status: 0 ok, 2 bad arguments or no usable
 checkpoint (e.g. the shipped dmil_ros/checkpoints/metaworld_ml10 is absent).
@@ -61,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "flags given on the command line win (e.g. config/eval_ml10.yaml)",
     )
     what = p.add_argument_group("what to evaluate")
+    what.add_argument("--env", choices=["metaworld", "kitchen"], default="metaworld",
+                      help="metaworld (Table 1) or kitchen (Tables 2/5; default metaworld)")  # fmt: skip
     what.add_argument(
         "--checkpoint",
         help="checkpoint or run directory (default: the shipped dmil_ros/checkpoints/metaworld_ml10)",
@@ -83,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     cells.add_argument(
         "--tasks", type=_names, default=[], help="explicit comma list of tasks (suite 'custom')"
     )
-    cells.add_argument("--shots", type=_ints, default=[1, 3], help="comma list of k (default 1,3)")
+    cells.add_argument("--shots", type=_ints, default=None, help="comma list of k (default 1,3; kitchen 3)")
 
     how = p.add_argument_group("protocol")
     how.add_argument("--protocol", choices=list(PROTOCOLS), default="official",
@@ -119,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = p.add_argument_group("training on demand (baselines without a checkpoint, ablations)")
     train.add_argument(
         "--train-config",
-        default="config/train_ml10.yaml",
-        help="training config (default config/train_ml10.yaml)",
+        default=None,
+        help="training config (default config/train_ml10.yaml; kitchen config/train_kitchen.yaml)",
     )
+    train.add_argument("--train-missing", action="store_true",
+                       help="kitchen: train missing per-object checkpoints of --method first")  # fmt: skip
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a training config value (repeatable)")  # fmt: skip
     train.add_argument(
@@ -220,6 +231,10 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
     from dmil_ros.evaluation.policies import ResolvedPolicy, resolve_policy
     from dmil_ros.evaluation.table import render_table
 
+    if args.env == "kitchen":
+        return _evaluate_kitchen(args)
+    args.train_config = args.train_config or "config/train_ml10.yaml"
+    args.shots = args.shots or [1, 3]
     ablating = args.ablation is not None
     trials = args.trials if args.trials is not None else (10 if ablating else 20)
     n_seeds = args.seeds if args.seeds is not None else (1 if ablating else 3)
@@ -273,6 +288,48 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
             "cells": results,
         }  # fmt: skip
     return result, table, Path(args.table or f"results/eval-{name}-{args.protocol}.md")
+
+
+def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
+    from dmil_ros.evaluation import kitchen as kt
+
+    if args.ablation == "finetune-steps":
+        raise ValueError("--env kitchen supports --ablation k only")
+    shots = args.shots or [3]
+    if len(shots) != 1:
+        raise ValueError("--env kitchen takes one --shots value")
+    settings = kt.KitchenSettings(
+        shots=shots[0], trials=args.trials or 10, seeds=tuple(range(args.seeds or 2)),
+        horizon=args.horizon or kt.HORIZON, pool=args.pool, pool_size=args.pool_size,
+        pool_seed=args.pool_seed, workers=args.workers, progress=not args.no_progress,
+    )  # fmt: skip
+    if min(settings.trials, len(settings.seeds), settings.shots, settings.horizon) < 1:
+        raise ValueError("--trials, --seeds, --shots and --horizon must be >= 1")
+    config = args.train_config or kt.TRAIN_CONFIG
+    if args.ablation == "k":
+        values = args.ablation_values or [2, 4, 8]
+        columns = []
+        for k in values:
+            root = Path(args.ablation_out) / f"kitchen-k{k}"
+            policies = kt.train_kitchen_policies(
+                args.method or "dmil", config, [*args.overrides, f"model.num_skills={k}"], root,
+                progress=settings.progress,
+            )  # fmt: skip
+            columns.append((f"K={k}", kt.evaluate_kitchen(policies, settings)))
+        table = kt.render_kitchen_table(columns, "Kitchen: completed sub-tasks vs. K (paper Table 5)")
+        result = {"ablation": "k", "values": values, "env": "kitchen",
+                  "rows": {name: res for name, res in columns}}  # fmt: skip
+        return result, table, Path(args.table or "results/ablation-k-kitchen.md")
+    if args.train_missing and args.method is not None and args.checkpoint is None:
+        root = Path(args.train_out or f"runs/kitchen-{args.method}")
+        policies = kt.train_kitchen_policies(args.method, config, args.overrides, root,
+                                             progress=settings.progress)  # fmt: skip
+    else:
+        policies = kt.resolve_kitchen_policies(args.method, args.checkpoint)
+    result = kt.evaluate_kitchen(policies, settings)
+    name = result["method"]
+    table = kt.render_kitchen_table([(name, result)], f"Kitchen unseen combinations, {name} (paper Table 2)")
+    return result, table, Path(args.table or f"results/eval-{name}-kitchen.md")
 
 
 if __name__ == "__main__":

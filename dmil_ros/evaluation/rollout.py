@@ -1,8 +1,9 @@
 """Seeded evaluation episodes, in this process or spread over spawn-started worker processes.
 
 An episode succeeds if `info['success']` is set at any step; it stops at the first success (later
-steps cannot change the outcome) or at the horizon. The policy is a Hierarchy (its greedy action)
-or None for the environment's scripted expert.
+steps cannot change the outcome) or at the horizon. Environments that score sub-tasks (the kitchen)
+report them in `info['completed']`; the outcome keeps the list at the episode's end. The policy is a
+Hierarchy (its greedy action) or None for the environment's scripted expert.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class EpisodeOutcome:
     seed: int
     success: bool
     steps: int  # steps run: up to the first success, else the horizon
+    completed: tuple[str, ...] = ()  # sub-tasks completed (kitchen); empty for single-task envs
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,18 @@ class RolloutJob:
 
 def run_episode(env: ManipulationEnv, policy: Hierarchy | None, seed: int) -> EpisodeOutcome:
     obs = env.reset(seed)
+    completed: tuple[str, ...] = ()
     for t in range(env.max_episode_steps):
         if policy is None:
             action = env.expert_action(obs)
         else:
             action = np.clip(policy.act(obs)[0], -1.0, 1.0)
         result = env.step(action)
+        completed = tuple(result.info.get("completed", ()))
         if result.success:
-            return EpisodeOutcome(seed, True, t + 1)
+            return EpisodeOutcome(seed, True, t + 1, completed)
         obs = result.observation
-    return EpisodeOutcome(seed, False, env.max_episode_steps)
+    return EpisodeOutcome(seed, False, env.max_episode_steps, completed)
 
 
 _ENVS: OrderedDict[tuple[str, str, int], ManipulationEnv] = OrderedDict()
