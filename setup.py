@@ -11,7 +11,10 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
     include_package_data=True,
-    package_data={PACKAGE: ["checkpoints/*/*.json", "checkpoints/*/*.safetensors"]},
+    # checkpoints/metaworld_ml10/* and checkpoints/kitchen/no_<object>/*
+    package_data={
+        PACKAGE: [f"checkpoints/{d}*.{ext}" for d in ("*/", "*/*/") for ext in ("json", "safetensors")]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
