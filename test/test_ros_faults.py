@@ -358,3 +358,19 @@ def test_recorder_killed_mid_demo_keeps_earlier_demos(tmp_path: Path) -> None:
     assert demo.observations.shape == (20, 39)
     leftovers = list(task_dir(demo_dir, TASK).glob("*.mcap.part"))
     assert len(leftovers) == 1  # the interrupted demo, never mistaken for a finished one
+
+
+def test_max_demos_is_dynamic_and_checked(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    from rclpy.parameter import Parameter
+
+    policy = start_policy(ros, checkpoint, tmp_path)
+    write_demo(tmp_path / "demos", name="demo-20260101-000000-00.mcap")
+    write_demo(tmp_path / "demos", steps=30, name="demo-20260101-000001-00.mcap")
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=60)
+    assert res.success and "2 demo(s), 70 states" in res.message, res.message
+    assert policy.set_parameters([Parameter("max_demos", value=1)])[0].successful
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=60)
+    assert res.success and "1 demo(s), 30 states" in res.message, res.message  # the newest one
+    for bad in (Parameter("max_demos", value=0), Parameter("checkpoint", value="elsewhere")):
+        assert not policy.set_parameters([bad])[0].successful
+    assert policy.p["max_demos"] == 1

@@ -112,6 +112,14 @@ def test_launch_arguments_declare_choices(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 # --- graph / bringup ------------------------------------------------------------------------------
+def test_empty_task_means_the_env_default_task() -> None:
+    for env, task in itf.DEFAULT_TASKS.items():
+        nodes = graph.build_graph("sim", {"env": env})
+        assert {n.parameters["task"] for n in nodes} == {task}
+    nodes = graph.build_graph("sim", {"env": "kitchen", "task": "microwave"})
+    assert {n.parameters["task"] for n in nodes} == {"microwave"}
+
+
 def test_graph_rejects_bad_arguments() -> None:
     with pytest.raises(itf.ConfigError, match="lock_step"):
         graph.build_graph("sim", {"lock_step": "maybe"})

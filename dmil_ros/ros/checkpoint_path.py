@@ -10,23 +10,25 @@ from dmil_ros.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from dmil_ros.ros.interfaces import ConfigError
 
 SHIPPED_NAME = "metaworld_ml10"
+# The checkpoint each env family's policy node loads when none is given (under dmil_ros/checkpoints/).
+SHIPPED_NAMES = {"metaworld": SHIPPED_NAME, "kitchen": "kitchen/no_top_burner"}
 
 
-def shipped_checkpoint_dir() -> Path:
-    """dmil_ros/checkpoints/metaworld_ml10 inside the installed package (may not exist yet)."""
-    return Path(str(resources.files("dmil_ros"))) / "checkpoints" / SHIPPED_NAME
+def shipped_checkpoint_dir(env: str = "metaworld") -> Path:
+    """dmil_ros/checkpoints/<SHIPPED_NAMES[env]> inside the installed package (may not exist yet)."""
+    return Path(str(resources.files("dmil_ros"))) / "checkpoints" / SHIPPED_NAMES[env]
 
 
-def shipped_checkpoint_available() -> bool:
-    d = shipped_checkpoint_dir()
+def shipped_checkpoint_available(env: str = "metaworld") -> bool:
+    d = shipped_checkpoint_dir(env)
     return (d / CONFIG_FILE).is_file() and (d / WEIGHTS_FILE).is_file()
 
 
-def resolve_checkpoint(param: str) -> Path:
-    """The `checkpoint` parameter as a directory; '' means the shipped one. ConfigError if absent."""
+def resolve_checkpoint(param: str, env: str = "metaworld") -> Path:
+    """The `checkpoint` parameter as a directory; '' means `env`'s shipped one. ConfigError if absent."""
     if not param:
-        d = shipped_checkpoint_dir()
-        if not shipped_checkpoint_available():
+        d = shipped_checkpoint_dir(env)
+        if not shipped_checkpoint_available(env):
             raise ConfigError(f"no checkpoint given and the shipped one is absent ({d} lacks {CONFIG_FILE} "
                               f"or {WEIGHTS_FILE}); pass checkpoint:=<directory>")
         return d

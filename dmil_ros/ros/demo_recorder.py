@@ -3,7 +3,12 @@
 dmil/record/start (Trigger) opens <demo_dir>/<task>/demo-<time>-NN.mcap.part and writes every message
 of the state topics and the operator's command topics (teleop/*; remap them to the real device)
 until dmil/record/stop (Trigger) finalizes it as .mcap. The latest state/latched messages are written
-at the start so each file stands alone. A demo without operator commands is discarded. Killing the
+at the start so each file stands alone. Each message is logged at its DDS reception time (not when
+the executor got round to it), and stop first writes what DDS delivered but the executor has not
+handed over yet: rclpy takes one message per subscription per wait and serves a service request
+after them, so a recorder that lags behind would otherwise lose the end of every demo. The start
+response names every recorded input without a publisher yet ("none yet"). A demo without operator
+commands is discarded. Killing the
 recorder mid-demo leaves that demo as .part, earlier demos untouched; a clean shutdown mid-demo
 finalizes it as .mcap.interrupted (kept for inspection, never used for adaptation).
 
@@ -25,10 +30,12 @@ from std_srvs.srv import Trigger
 
 from dmil_ros import __version__
 from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.mcap_io import DemoWriter, list_demos, new_demo_path, task_dir
 from dmil_ros.ros.runner import run_node
 
 NAME = "demo_recorder"
+SERVICE_DISCOVERY_GRACE = 5.0  # s to wait for the policy's adapt service before refusing
 LATCHED_ROLES = (itf.TASK.name, itf.EPISODE_INFO.name, *(s.name for s in itf.STATE_TOPICS))
 
 
@@ -37,19 +44,22 @@ class DemoRecorder(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.RECORDER_PARAMS)
+        self._emb = embodiment_for(self.p["env"])  # which operator command topics a demo holds
         self._task: str = self.p["task"]
         self._writer: DemoWriter | None = None
         self._started = 0.0
-        self._latest: dict[str, tuple[str, Any]] = {}  # role -> (topic, last message)
+        self._latest: dict[str, tuple[str, Any, int | None]] = {}  # role -> (topic, last message, rx ns)
         self._adapting = False
         self._topics: dict[str, str] = {}
+        self._subs: list[tuple[itf.TopicSpec, Any]] = []
         state_qos = itf.state_qos(self.p["state_reliability"])
-        for spec in itf.RECORDED_TOPICS:
+        for spec in self._emb.recorded_topics:  # metaworld: itf.RECORDED_TOPICS
             qos = state_qos if spec in itf.STATE_TOPICS or spec is itf.TASK_SUCCESS else spec.qos
-            sub = self.create_subscription(spec.msg_type, spec.name,
-                                           lambda m, s=spec: self._on_msg(s, m), itf.recording_qos(qos))
+            sub = self.create_subscription(spec.msg_type, spec.name, self._callback(spec),
+                                           itf.recording_qos(qos))
             self._topics[spec.name] = sub.topic_name  # after remapping: what Foxglove will show
-            if spec is itf.TELEOP_TWIST:
+            self._subs.append((spec, sub))
+            if spec is self._emb.teleop_command:  # metaworld: the twist
                 self._twist_sub = sub
         self.create_service(Trigger, itf.RECORD_START.name, self._on_start)
         self.create_service(Trigger, itf.RECORD_STOP.name, self._on_stop)
@@ -63,20 +73,41 @@ class DemoRecorder(Node):
 
     @property
     def twist_topic(self) -> str:
-        return self._topics[itf.TELEOP_TWIST.name]
+        return self._topics[self._emb.teleop_command.name]
 
-    def _on_msg(self, spec: itf.TopicSpec, msg: Any) -> None:
+    def _callback(self, spec: itf.TopicSpec) -> Any:
+        def on_msg(msg: Any, info: Any) -> None:  # two arguments: rclpy passes the MessageInfo
+            self._on_msg(spec, msg, info.get("received_timestamp") or None)
+        return on_msg
+
+    def _drain(self) -> int:
+        """Hand what DDS has delivered but the executor has not taken yet to _on_msg, in arrival order
+        (the executor runs subscriptions before services within a wait, so nothing it took is left)."""
+        pending = []
+        for spec, sub in self._subs:
+            for _ in range(itf.RECORDING_DEPTH):  # bounded: a flooding publisher cannot stall stop
+                with sub.handle:
+                    taken = sub.handle.take_message(sub.msg_type, sub.raw)
+                if taken is None:
+                    break
+                msg, info = taken
+                pending.append((info.get("received_timestamp") or time.time_ns(), len(pending), spec, msg))
+        for received, _, spec, msg in sorted(pending, key=lambda p: p[:2]):
+            self._on_msg(spec, msg, received)
+        return len(pending)
+
+    def _on_msg(self, spec: itf.TopicSpec, msg: Any, received_ns: int | None = None) -> None:
         topic = self._topics[spec.name]
         if spec is itf.TASK and isinstance(msg, String) and msg.data != self._task:
             if self._writer is not None:
                 self.get_logger().warning(f"task changed to {msg.data} during a demo of {self._task}")
             self._task = msg.data
         if spec.name in LATCHED_ROLES:
-            self._latest[spec.name] = (topic, msg)
+            self._latest[spec.name] = (topic, msg, received_ns)
         if self._writer is None:
             return
         try:
-            self._writer.write(topic, msg)
+            self._writer.write(topic, msg, received_ns)
         except OSError as e:  # disk full, directory gone: stop cleanly, keep what was written
             self.get_logger().error(f"cannot write {self._writer.part_path}: {e}; recording stopped")
             self._writer.discard()
@@ -92,14 +123,17 @@ class DemoRecorder(Node):
                 "dmil_ros_version": __version__, **{f"topic:{r}": t for r, t in self._topics.items()}}
         try:
             self._writer = DemoWriter(path, meta)
-            for topic, msg in self._latest.values():
-                self._writer.write(topic, msg)
+            for topic, msg, received_ns in self._latest.values():
+                self._writer.write(topic, msg, received_ns)
         except OSError as e:
             res.success, res.message = False, f"cannot create {path}: {e}"
             return res
         self._started = time.monotonic()
         senders = self._twist_sub.get_publisher_count()
-        hint = "" if senders else " (none yet: is the device up?)"
+        inputs = (*itf.STATE_TOPICS, itf.TELEOP_TWIST, itf.TELEOP_GRIPPER, itf.TELEOP_JOINT_VELOCITY)
+        silent = [self._topics[spec.name] for spec, sub in self._subs
+                  if spec in inputs and sub.get_publisher_count() == 0]
+        hint = f" (none yet on {', '.join(silent)}: are the robot/sim and the device up?)" if silent else ""
         res.success = True
         res.message = (f"recording a demo of {self._task} to {path}; {senders} operator command "
                        f"publisher(s) on {self.twist_topic}{hint}")
@@ -107,6 +141,8 @@ class DemoRecorder(Node):
         return res
 
     def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        if self._writer is not None:
+            self._drain()
         writer, self._writer = self._writer, None
         if writer is None:
             res.success, res.message = False, "not recording"
@@ -140,7 +176,8 @@ class DemoRecorder(Node):
         elif not list_demos(self.p["demo_dir"], self._task):
             res.message = (f"no demos of task {self._task} in {task_dir(self.p['demo_dir'], self._task)}; "
                            "record one with dmil/record/start and dmil/record/stop")
-        elif not self._policy_adapt.service_is_ready():
+        # Discovery can lag behind the caller's (right after bring-up): allow it a moment.
+        elif not self._policy_adapt.wait_for_service(timeout_sec=SERVICE_DISCOVERY_GRACE):
             res.message = f"{self._policy_adapt.srv_name} is not available (is policy_node running?)"
         else:
             self._adapting = True

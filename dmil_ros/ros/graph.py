@@ -5,8 +5,9 @@ no `ros2 launch` needed) turn `build_graph(kind, args)` into running nodes, so t
 
 sim:      sim_bridge + policy_node + demo_recorder (+ scripted_teleop when teleop=on)
 hardware: policy_node + demo_recorder; the policy's twist goes to `twist_topic` (e.g. MoveIt Servo's
-          /servo_node/delta_twist_cmds), the state comes from the robot's topics, the recorder
-          records the operator's device topics.
+          /servo_node/delta_twist_cmds; env=kitchen: its joint-velocity JointState goes to
+          `joint_velocity_topic`), the state comes from the robot's topics, the recorder records the
+          operator's device topics.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ class NodeSpec:
 
 
 _COMMON_ARGS = (
-    LaunchArg("env", "metaworld", "environment family the policy was trained in", ("metaworld",)),
-    LaunchArg("task", "reach-v3", "task to run / adapt to"),
-    LaunchArg("checkpoint", "", "policy checkpoint directory (empty: the shipped metaworld_ml10)"),
+    LaunchArg("env", "metaworld", "environment family the policy was trained in (kitchen: Franka Kitchen, "
+              "joint-velocity commands)", itf.ENV_FAMILIES),
+    LaunchArg("task", "", "task to run / adapt to (kitchen: sub-tasks joined by '+'; empty: "
+              + ", ".join(f"{e} {t}" for e, t in itf.DEFAULT_TASKS.items()) + ")"),
+    LaunchArg("checkpoint", "", "policy checkpoint directory (empty: the shipped metaworld_ml10, or "
+              "kitchen/no_top_burner for env:=kitchen)"),
     LaunchArg("demo_dir", itf.DEFAULT_DEMO_DIR, "where demos are recorded, one sub-directory per task"),
     LaunchArg("enable_policy", "false", "let the policy drive from the start", ("true", "false")),
 )
@@ -73,6 +77,10 @@ LAUNCH_ARGS: dict[str, tuple[LaunchArg, ...]] = {
         LaunchArg("teleop_twist_topic", "/" + itf.TELEOP_TWIST.name, "operator device twist (recorded)"),
         LaunchArg("teleop_gripper_topic", "/" + itf.TELEOP_GRIPPER.name,
                   "operator gripper command (recorded)"),
+        LaunchArg("joint_velocity_topic", "/" + itf.POLICY_JOINT_VELOCITY.name,
+                  "env:=kitchen: where the policy's joint-velocity JointState goes"),
+        LaunchArg("teleop_joint_velocity_topic", "/" + itf.TELEOP_JOINT_VELOCITY.name,
+                  "env:=kitchen: operator joint-velocity JointState (recorded)"),
     ),
 }
 
@@ -114,6 +122,7 @@ def _values(kind: str, given: Mapping[str, str]) -> dict[str, str]:
     for name, value in values.items():
         if known[name].choices and value not in known[name].choices:
             raise itf.ConfigError(f"{name}:={value} is not one of {', '.join(known[name].choices)}")
+    values["task"] = values["task"] or itf.DEFAULT_TASKS[values["env"]]
     return values
 
 
@@ -154,9 +163,11 @@ def build_graph(kind: str, given: Mapping[str, str] | None = None) -> list[NodeS
         itf.GOAL.name: values["goal_topic"],
     }
     policy_remaps = _remaps({**state, itf.POLICY_TWIST.name: values["twist_topic"],
-                             itf.POLICY_GRIPPER.name: values["gripper_topic"]})
+                             itf.POLICY_GRIPPER.name: values["gripper_topic"],
+                             itf.POLICY_JOINT_VELOCITY.name: values["joint_velocity_topic"]})
     recorder_remaps = _remaps({**state, itf.TELEOP_TWIST.name: values["teleop_twist_topic"],
-                               itf.TELEOP_GRIPPER.name: values["teleop_gripper_topic"]})
+                               itf.TELEOP_GRIPPER.name: values["teleop_gripper_topic"],
+                               itf.TELEOP_JOINT_VELOCITY.name: values["teleop_joint_velocity_topic"]})
     return [
         NodeSpec(policy.executable, policy.name, cfg, policy.parameters, policy_remaps),
         NodeSpec(recorder.executable, recorder.name, cfg, recorder.parameters, recorder_remaps),

@@ -15,6 +15,8 @@ Topics (type, QoS)                       publisher -> subscribers
   dmil/policy/gripper_cmd  Float64       cmd  policy_node -> sim_bridge | gripper driver
   teleop/twist_cmd         TwistStamped  cmd  scripted_teleop | human device -> sim_bridge, recorder
   teleop/gripper_cmd       Float64       cmd  scripted_teleop | human device -> sim_bridge, recorder
+  dmil/policy/joint_velocity_cmd  JointState  cmd  kitchen: policy_node -> sim_bridge | controller
+  teleop/joint_velocity_cmd       JointState  cmd  kitchen: scripted_teleop | device -> sim_bridge, recorder
   dmil/policy/skill        Int32         cmd  active sub-skill (plot it in Foxglove / rqt_plot)
   dmil/policy/skill_probs  Float32MultiArray  sub-skill probabilities
   dmil/policy/status       String        latch  "disabled" | "driving" | "refusing: <reason>"
@@ -29,6 +31,13 @@ Services (all std_srvs)
   dmil/adapt            Trigger  demo_recorder: user-facing adaptation (forwards to dmil/policy/adapt)
   dmil/teleop/enable    SetBool  scripted_teleop: operate (true) or not
 
+Command per env family (`env` parameter, dmil_ros/ros/embodiment.py): metaworld drives the end
+effector (twist + gripper); kitchen (Franka Kitchen) drives the 9 robot joints with a JointState whose
+`name` lists the joints and `velocity` holds rad/s (m/s for the fingers) = 2 x the env action.
+JointState, not control_msgs/JointJog: control_msgs is not installable here; a robot launch remaps the
+topic to its joint-velocity controller's input. The kitchen state goes out on the same state topics:
+joint_states = the 9 robot + 14 one-dof object joints, object_poses = [kettle], goal = zeros.
+
 Switching task: set the `task` parameter of sim_bridge (`ros2 param set /sim_bridge task
 drawer-open-v3`); it rebuilds the env, resets and publishes the latched `task` topic, which the other
 nodes follow.
@@ -42,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PointStamped, PoseArray, PoseStamped, TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -105,13 +114,18 @@ OBJECT_POSES = TopicSpec("object_poses", PoseArray, STATE_QOS, "poses of the tas
 GOAL = TopicSpec("goal", PointStamped, STATE_QOS, "task goal position, world frame")
 TASK_SUCCESS = TopicSpec("task_success", Bool, STATE_QOS, "task solved at this step")
 EPISODE_INFO = TopicSpec("episode_info", String, LATCHED_QOS,
-                         "JSON: task, episode, seed, step, success, done")
+                         "JSON: task, episode, seed, step, success, done, start_ns (stamp of the "
+                         "episode's first state: older states belong to an earlier episode)")
 TASK = TopicSpec("task", String, LATCHED_QOS, "name of the current task")
 POLICY_TWIST = TopicSpec("dmil/policy/twist_cmd", TwistStamped, COMMAND_QOS, "policy ee velocity command")
 POLICY_GRIPPER = TopicSpec("dmil/policy/gripper_cmd", Float64, COMMAND_QOS,
                            "policy gripper effort, +1 closes")
 TELEOP_TWIST = TopicSpec("teleop/twist_cmd", TwistStamped, COMMAND_QOS, "operator ee velocity command")
 TELEOP_GRIPPER = TopicSpec("teleop/gripper_cmd", Float64, COMMAND_QOS, "operator gripper effort, +1 closes")
+POLICY_JOINT_VELOCITY = TopicSpec("dmil/policy/joint_velocity_cmd", JointState, COMMAND_QOS,
+                                  "kitchen: policy joint velocities (name + velocity, rad/s)")
+TELEOP_JOINT_VELOCITY = TopicSpec("teleop/joint_velocity_cmd", JointState, COMMAND_QOS,
+                                  "kitchen: operator joint velocities (name + velocity, rad/s)")
 SKILL = TopicSpec("dmil/policy/skill", Int32, COMMAND_QOS, "index of the active sub-skill")
 SKILL_PROBS = TopicSpec("dmil/policy/skill_probs", Float32MultiArray, COMMAND_QOS, "sub-skill probabilities")
 POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled | driving | refusing: <why>")
@@ -119,6 +133,11 @@ POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled |
 # The parts of the robot state the observation is rebuilt from (the recorder also stores the rest).
 STATE_TOPICS = (JOINT_STATES, EE_POSE, OBJECT_POSES, GOAL)
 RECORDED_TOPICS = (*STATE_TOPICS, TASK_SUCCESS, EPISODE_INFO, TASK, TELEOP_TWIST, TELEOP_GRIPPER)
+KITCHEN_RECORDED_TOPICS = (*STATE_TOPICS, TASK_SUCCESS, EPISODE_INFO, TASK, TELEOP_JOINT_VELOCITY)
+# What a demo file may contain, whichever env recorded it (the reader's topic -> role table).
+ALL_RECORDED_TOPICS = (*RECORDED_TOPICS, TELEOP_JOINT_VELOCITY)
+# The goal first, the parts that complete a state last (see subscribe_robot_state).
+SUBSCRIBE_ORDER = (GOAL, OBJECT_POSES, EE_POSE, JOINT_STATES)
 
 
 def subscribe_robot_state(
@@ -129,12 +148,18 @@ def subscribe_robot_state(
     on_episode: Callable[[Any], None],
 ) -> None:
     """Subscribe `node` to the state topics (`on_part(topic, msg)`), the task and the episode info:
-    what every node that rebuilds observations listens to."""
+    what every node that rebuilds observations listens to.
+
+    Order matters: rclpy's executor takes one message per ready subscription per wait, in the order
+    the subscriptions were created. A node that falls behind finds a reset's task, episode info, goal
+    and state parts ready at once; created in this order (the order sim_bridge publishes in), the
+    task, the episode and the new goal are known before the state they belong to is complete (else
+    the first step of an episode is acted on with the previous episode's goal and previous frame)."""
     qos = state_qos(reliability)
-    for spec in STATE_TOPICS:
-        node.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
     node.create_subscription(TASK.msg_type, TASK.name, on_task, TASK.qos)
     node.create_subscription(EPISODE_INFO.msg_type, EPISODE_INFO.name, on_episode, EPISODE_INFO.qos)
+    for spec in SUBSCRIBE_ORDER:
+        node.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
 
 
 @dataclass(frozen=True)
@@ -199,17 +224,24 @@ _TYPE_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a double 
                str: "a string"}
 
 DEFAULT_DEMO_DIR = "~/.dmil/demos"
+ENV_FAMILIES = ("metaworld", "kitchen")  # the embodiments of dmil_ros/ros/embodiment.py
+# The task a graph runs when the launch argument `task` is left empty.
+DEFAULT_TASKS = {"metaworld": "reach-v3", "kitchen": "microwave+kettle+top_burner+light_switch"}
 
 COMMON_PARAMS = (
-    ParamSpec("env", "metaworld", "environment family the policy was trained in", choices=("metaworld",)),
+    ParamSpec("env", "metaworld", "environment family the policy was trained in (observation and command "
+              "mapping: dmil_ros/ros/embodiment.py)", choices=ENV_FAMILIES),
     ParamSpec("task", "reach-v3", "task name; nodes follow the latched `task` topic when it is published"),
 )
 OBSERVATION_PARAMS = (
     ParamSpec("gripper_joint", "gripper_opening",
-              "joint in joint_states whose position gives the gripper opening (sim: a virtual joint)"),
-    ParamSpec("gripper_scale", 1.0, "opening in the observation = clip(position * gripper_scale, 0, 1)",
+              "metaworld: joint in joint_states whose position gives the gripper opening (sim: a virtual "
+              "joint)"),
+    ParamSpec("gripper_scale", 1.0,
+              "metaworld: opening in the observation = clip(position * gripper_scale, 0, 1)",
               range=(1e-6, 1e6)),
-    ParamSpec("expected_joint_count", 0, "refuse joint_states with another number of joints (0: any)",
+    ParamSpec("expected_joint_count", 0, "refuse joint_states with another number of joints (0: any); "
+              "metaworld only (kitchen requires its 23 joint names)",
               range=(0, 1000)),
     ParamSpec("state_reliability", "reliable", "QoS reliability of the state subscriptions",
               choices=("reliable", "best_effort")),
@@ -217,7 +249,8 @@ OBSERVATION_PARAMS = (
 
 SIM_BRIDGE_PARAMS = (
     *COMMON_PARAMS[:1],
-    ParamSpec("task", "reach-v3", "Meta-World task; set it at runtime to switch task (rebuilds the env)",
+    ParamSpec("task", "reach-v3", "task of `env` (kitchen: sub-tasks joined by '+'); set it at runtime to "
+              "switch task (rebuilds the env)",
               dynamic=True),
     ParamSpec("seed", 0, "episode i is reset with seed + i", range=(0, 2**31 - 1)),
     ParamSpec("lock_step", True, "one physics step per received command (reproducible evaluation)"),
@@ -232,27 +265,32 @@ SIM_BRIDGE_PARAMS = (
     ParamSpec("auto_reset", False, "start the next episode as soon as one is over"),
     ParamSpec("heartbeat_rate", 10.0, "republish the (unchanged) state this often while waiting [Hz]",
               range=(0.1, 1000.0)),
-    ParamSpec("gripper_grace", 0.02, "lock-step: after a twist, wait this long for its gripper command [s]",
+    ParamSpec("gripper_grace", 0.02,
+              "metaworld lock-step: after a twist, wait this long for its gripper command [s]",
               range=(0.0, 1.0)),
-    ParamSpec("gripper_joint", "gripper_opening", "name of the virtual joint carrying the gripper opening"),
+    ParamSpec("gripper_joint", "gripper_opening",
+              "metaworld: name of the virtual joint carrying the gripper opening"),
     ParamSpec("frame_id", "world", "frame of the published poses"),
 )
 
 POLICY_PARAMS = (
     *COMMON_PARAMS,
     *OBSERVATION_PARAMS,
-    ParamSpec("checkpoint", "", "checkpoint directory; empty: the shipped metaworld_ml10 checkpoint"),
+    ParamSpec("checkpoint", "", "checkpoint directory; empty: the shipped one of `env` "
+              "(metaworld_ml10, kitchen/no_top_burner)"),
     ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)"),
     ParamSpec("trigger", "state", "state: act on each new complete state (all parts share one stamp); "
               "timer: act at `rate` on the latest parts", choices=("state", "timer")),
     ParamSpec("rate", 80.0, "timer mode: control rate; both modes: watchdog rate [Hz]", range=(1.0, 2000.0)),
     ParamSpec("state_timeout", 0.25, "zero command when no complete state arrived for this long [s]",
               range=(0.001, 10.0)),
-    ParamSpec("max_linear_speed", 0.8, "clamp of each commanded linear velocity component [m/s]",
+    ParamSpec("max_linear_speed", 0.8, "metaworld: clamp of each commanded linear velocity component [m/s] "
+              "(kitchen: joint velocities are clipped to the env's +-2 rad/s)",
               range=(0.0, 10.0)),
     ParamSpec("frame_id", "world", "frame of the published twist"),
     ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task"),
-    ParamSpec("max_demos", 3, "adapt on the newest N demos of the task", range=(1, 100)),
+    ParamSpec("max_demos", 3, "adapt on the newest N demos of the task (dynamic: `ros2 param set "
+              "/policy_node max_demos 1`; applies to the next dmil/adapt)", range=(1, 100), dynamic=True),
     ParamSpec("adapt_steps", -1, "adaptation steps (HI + LI each); -1: the checkpoint's adapt config",
               range=(-1, 1000)),
     ParamSpec("adapt_lr", 0.0, "adaptation step size of both levels; 0: the checkpoint's adapt config",
@@ -309,6 +347,29 @@ def coerce(spec: ParamSpec, text: Any) -> Any:
     if problem:
         raise ConfigError(problem)
     return value
+
+
+def follow_dynamic_parameters(node: Node, specs: Sequence[ParamSpec], values: dict[str, Any]) -> None:
+    """Keep `values` (as returned by declare_parameters) up to date with `ros2 param set` on the dynamic
+    parameters of `specs`, each checked like at startup (rclpy also enforces the descriptor: read-only,
+    type, range); a bad value is rejected with the reason."""
+    dynamic = {spec.name: spec for spec in specs if spec.dynamic}
+
+    def check(params: list[Any]) -> SetParametersResult:
+        for prm in params:
+            spec = dynamic.get(prm.name)
+            problem = spec.check(prm.value) if spec is not None else None
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
+
+    def apply(params: list[Any]) -> None:
+        for prm in params:
+            if prm.name in dynamic:
+                values[prm.name] = prm.value
+
+    node.add_on_set_parameters_callback(check)
+    node.add_post_set_parameters_callback(apply)
 
 
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ task and the topic each role was recorded from (topics may be remapped on a robo
 Reading: `demo_from_mcap` rebuilds the core `Demo` with the policy node's own observation mapping:
 one sample per operator twist command, paired with the state it was computed from (same header
 stamp; else the latest complete state), the previous frame carried from the previous sample, the
-action converted back from the twist + latest gripper command.
+action converted back from the twist + latest gripper command. Kitchen demos (joint-velocity
+commands): the same pairing, in embodiment.KitchenEmbodiment.demo_from_messages.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 def read_messages(path: str | Path) -> Iterator[RecordedMessage]:
     """Every message of the demo in log-time order, tagged with its role."""
     meta = read_metadata(path)
-    role_of = {meta.get(f"topic:{spec.name}", "/" + spec.name): spec.name for spec in itf.RECORDED_TOPICS}
+    role_of = {meta.get(f"topic:{spec.name}", "/" + spec.name): spec.name for spec in itf.ALL_RECORDED_TOPICS}
     try:
         with open(path, "rb") as f:
             reader = make_reader(f, decoder_factories=[DecoderFactory()])
@@ -278,8 +279,12 @@ def _episode_number(info_json: str, current: int) -> int:
         return current
 
 
-def demo_from_mcap(path: str | Path, mapping: ObservationMapping) -> Demo:
+def demo_from_mcap(path: str | Path, mapping: Any) -> Demo:
+    """The demo rebuilt with `mapping` (an ObservationMapping, or a kitchen mapping: the embodiment of
+    dmil_ros/ros/embodiment.py that made it decides how commands and states are read)."""
+    from dmil_ros.ros.embodiment import embodiment_of
+
     path = Path(path)
     if not path.is_file():
         raise DemoFileError(f"{path} does not exist")
-    return demo_from_messages(list(read_messages(path)), mapping, name=path.name)
+    return embodiment_of(mapping).demo_from_messages(list(read_messages(path)), mapping, name=path.name)

@@ -5,11 +5,19 @@ hand-off cost):
 - trigger=state: act once per new complete state (joint_states, ee_pose, object_poses and goal with
   one stamp) the moment its last part arrives; the command carries the state's stamp.
 - trigger=timer: act at `rate` Hz on the latest parts, each fresher than `state_timeout`.
-- watchdog (both): enabled and no complete state for `state_timeout` -> zero velocity, with the reason.
+- watchdog (both): enabled and no complete state for `state_timeout` -> zero velocity, with the reason
+  (only the reason while no state part was ever received: nothing was commanded yet).
+  Against a lock-step sim (episode_info says lock_step) the watchdog and disabling publish no zero
+  twist: such a sim holds still without commands, and would take any twist as the command for its
+  current state, i.e. step the episode with a velocity the policy never chose for it.
+- a state older than the current episode's first state (episode_info start_ns) is a leftover of the
+  previous episode (a reset raced the enable) and is not acted on.
 A state that cannot be used (wrong-length/NaN joint states, missing object poses, ...) is refused:
 zero velocity, the reason logged and published on dmil/policy/status; the node never crashes on data.
 Outputs: twist + gripper command (gripper first: a lock-step sim steps on the twist), the active
-sub-skill (Int32) and the sub-skill probabilities (Float32MultiArray).
+sub-skill (Int32) and the sub-skill probabilities (Float32MultiArray). With env=kitchen the command
+is one JointState of joint velocities on dmil/policy/joint_velocity_cmd instead, and the observation
+is the kitchen's (dmil_ros/ros/embodiment.py); the default checkpoint is then kitchen/no_top_burner.
 
 Adaptation (dmil/policy/adapt, Trigger): an async service callback hands the work to a worker
 thread: the newest `max_demos` demos of the current task from <demo_dir>/<task>/ ->
@@ -43,37 +51,33 @@ from dmil_ros.core.config import AdaptConfig
 from dmil_ros.core.data import DemoError
 from dmil_ros.core.hierarchy import Hierarchy, ObservationError
 from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.actor import Actor
 from dmil_ros.ros.checkpoint_path import resolve_checkpoint
+from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.mcap_io import DemoFileError, demo_from_mcap, list_demos, task_dir
-from dmil_ros.ros.observation import (
-    ACTION_DIM,
-    OBS_DIM,
-    ObservationBuilder,
-    ObservationMapping,
-    StateError,
-    action_to_command,
-    robot_state_from_msgs,
-    zero_twist,
-)
+from dmil_ros.ros.observation import ObservationMapping, StateError
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
 
 NAME = "policy_node"
 
 
-def load_policy(param: str) -> tuple[Hierarchy, str, AdaptConfig]:
-    """Load and check the checkpoint named by the `checkpoint` parameter; ConfigError says why not.
-    Also returns the adaptation settings the hierarchy was meta-trained for (defaults without)."""
-    directory = resolve_checkpoint(param)
+def load_policy(param: str, env: str = "metaworld") -> tuple[Hierarchy, str, AdaptConfig]:
+    """Load and check the checkpoint named by the `checkpoint` parameter ('' : `env`'s shipped one);
+    ConfigError says why not. Also returns the adaptation settings the hierarchy was meta-trained for
+    (defaults without)."""
+    emb = embodiment_for(env)
+    directory = resolve_checkpoint(param, env)
     try:
         hierarchy, dmil_cfg, _ = load_checkpoint(directory)
     except CheckpointError as e:
         raise itf.ConfigError(f"cannot load checkpoint: {e}") from e
     cfg = hierarchy.config
-    if (cfg.obs_dim, cfg.action_dim) != (OBS_DIM, ACTION_DIM):
+    if (cfg.obs_dim, cfg.action_dim) != (emb.obs_dim, emb.action_dim):
         raise itf.ConfigError(
             f"checkpoint {directory} maps {cfg.obs_dim}-dim observations to {cfg.action_dim}-dim actions, "
-            f"but the metaworld mapping gives {OBS_DIM} -> {ACTION_DIM}; wrong checkpoint for this env")
+            f"but the {emb.name} mapping gives {emb.obs_dim} -> {emb.action_dim}; "
+            "wrong checkpoint for this env")
     return hierarchy, str(directory), dmil_cfg.adapt if dmil_cfg is not None else AdaptConfig()
 
 
@@ -92,15 +96,20 @@ class PolicyNode(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.POLICY_PARAMS)
+        itf.follow_dynamic_parameters(self, itf.POLICY_PARAMS, self.p)  # max_demos
         torch.set_num_threads(self.p["torch_threads"])
-        self._base, self._checkpoint, trained_adapt = load_policy(self.p["checkpoint"])
+        self._blas_limits = _limit_blas_threads(self.p["torch_threads"])
+        self._emb = embodiment_for(self.p["env"])  # observation + command mapping of the env family
+        self._base, self._checkpoint, trained_adapt = load_policy(self.p["checkpoint"], self.p["env"])
         self._adapt_cfg = adapt_config(trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
+        self._base_actor = Actor(self._base)
+        self._actors: dict[int, Actor] = {}
         self._hierarchy = self._base  # swapped by reference: the control loop reads it once per cycle
-        self._base.act(np.zeros(OBS_DIM, np.float32))  # warm-up: the first call allocates
+        self._actor.act(np.zeros(self._emb.obs_dim, np.float32))  # warm-up: the first call allocates
         self._adapted_for: str | None = None
         self._task: str = self.p["task"]
         self._mapping = self._make_mapping(self._task)
-        self._builder = ObservationBuilder(self._mapping)
+        self._builder = self._emb.builder(self._mapping)
         self._sync = StateSync()
         self._enabled = bool(self.p["enabled"])
         self._last_acted: int | None = None
@@ -108,6 +117,8 @@ class PolicyNode(Node):
         self._last_command: tuple[Float64 | None, TwistStamped] | None = None
         self._last_sent = -math.inf
         self._episode: int | None = None
+        self._episode_start = 0  # stamp [ns] of the current episode's first state (episode_info)
+        self._lock_step = False  # the sim steps once per command (episode_info)
         self._status = ""
         self._last_reason = ""
         self._adapting = False  # only touched on the executor thread
@@ -118,9 +129,12 @@ class PolicyNode(Node):
         adapting = ReentrantCallbackGroup()
         itf.subscribe_robot_state(self, self.p["state_reliability"], self._on_part, self._on_task,
                                   self._on_episode)
+        # _pub_twist: the embodiment's command (metaworld: the twist; kitchen: the joint-velocity JointState,
+        # and then no gripper command is ever sent)
         self._pub_twist, self._pub_gripper, self._pub_skill, self._pub_probs, self._pub_status = (
             self.create_publisher(spec.msg_type, spec.name, spec.qos)
-            for spec in (itf.POLICY_TWIST, itf.POLICY_GRIPPER, itf.SKILL, itf.SKILL_PROBS, itf.POLICY_STATUS))
+            for spec in (self._emb.policy_command, itf.POLICY_GRIPPER, itf.SKILL, itf.SKILL_PROBS,
+                         itf.POLICY_STATUS))
         # timer mode: the control loop; state mode: only the watchdog, a few checks per timeout suffice
         period = 1.0 / self.p["rate"]
         if self.p["trigger"] == "state":
@@ -135,9 +149,22 @@ class PolicyNode(Node):
             f"loaded {self._checkpoint} ({cfg.num_skills} sub-skills, hidden {list(cfg.hidden_sizes)}); "
             f"task {self._task}, trigger={self.p['trigger']}, {'enabled' if self._enabled else 'disabled'}")
 
+    # The control loop acts through an Actor (the weights copied into numpy, dmil_ros/ros/actor.py: a
+    # third of Hierarchy.act's time for one state); assigning _hierarchy swaps the actor with it, one
+    # prepared off the control thread (_adapt) when there is one.
+    @property
+    def _hierarchy(self) -> Hierarchy:
+        return self._actor.hierarchy
+
+    @_hierarchy.setter
+    def _hierarchy(self, hierarchy: Hierarchy) -> None:
+        actor = self._base_actor if hierarchy is self._base else self._actors.get(id(hierarchy))
+        self._actor = actor if actor is not None and actor.hierarchy is hierarchy else Actor(hierarchy)
+        self._actors = {}
+
     def _make_mapping(self, task: str) -> ObservationMapping:
-        return ObservationMapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
-                                  self.p["expected_joint_count"])
+        return self._emb.mapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
+                                 self.p["expected_joint_count"])
 
     # --- control ------------------------------------------------------------------------------
     def _on_part(self, role: str, msg: Any) -> None:
@@ -146,7 +173,7 @@ class PolicyNode(Node):
         if self.p["trigger"] != "state":
             return
         state = self._sync.exact()
-        if state is None:
+        if state is None or state.stamp_ns < self._episode_start:
             return
         self._last_complete = now
         if not self._enabled:
@@ -171,20 +198,25 @@ class PolicyNode(Node):
             return
         problem = self._sync.problem(now, timeout, exact=self.p["trigger"] == "state")
         self._builder.reset()  # continuity is broken: the next good state starts a new sequence
-        self._refuse(problem or f"stale state: no complete state within {timeout:.3g} s")
+        # No zero twist to a lock-step sim, nor before anything was heard from the robot (the timer can
+        # fire before the first messages are taken, and it never commanded anything yet anyway).
+        self._refuse(problem or f"stale state: no complete state within {timeout:.3g} s",
+                     command=self._sync.received_any and not self._lock_step)
 
     def _act(self, state: StateSet, stamp: Any) -> None:
         try:
-            robot = robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects, state.goal)
+            robot = self._emb.robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects,
+                                                    state.goal)
             obs = self._builder.observe(robot)
-            action, skill, probs = self._hierarchy.act(obs)
+            action, skill, probs = self._actor.act(obs)
             if not np.isfinite(action).all():
                 raise StateError("the policy produced a non-finite action")
         except (StateError, ObservationError) as e:
             self._builder.reset()
             self._refuse(str(e), stamp)
             return
-        twist, gripper = action_to_command(action, stamp, self.p["frame_id"], self.p["max_linear_speed"])
+        twist, gripper = self._emb.action_to_command(action, stamp, self.p["frame_id"],
+                                                     self.p["max_linear_speed"])
         self._send(gripper, twist)
         self._pub_skill.publish(Int32(data=int(skill)))
         self._pub_probs.publish(Float32MultiArray(data=[float(v) for v in probs]))
@@ -202,8 +234,10 @@ class PolicyNode(Node):
         if self._last_command is not None:
             self._send(*self._last_command)
 
-    def _refuse(self, reason: str, stamp: Any = None) -> None:
-        self._send(None, zero_twist(stamp or self.get_clock().now().to_msg(), self.p["frame_id"]))
+    def _refuse(self, reason: str, stamp: Any = None, command: bool = True) -> None:
+        if command:
+            self._send(None, self._emb.zero_command(stamp or self.get_clock().now().to_msg(),
+                                                    self.p["frame_id"]))
         if reason != self._last_reason:
             self.get_logger().warning(f"refusing to drive (zero velocity): {reason}")
             self._last_reason = reason
@@ -222,7 +256,7 @@ class PolicyNode(Node):
             return
         self._task = msg.data
         self._mapping = self._make_mapping(self._task)
-        self._builder = ObservationBuilder(self._mapping)
+        self._builder = self._emb.builder(self._mapping)
         reverted = self._adapted_for is not None
         self._hierarchy, self._adapted_for = self._base, None
         note = "; back to the loaded hierarchy" if reverted else ""
@@ -230,11 +264,14 @@ class PolicyNode(Node):
 
     def _on_episode(self, msg: String) -> None:
         try:
-            episode = int(json.loads(msg.data)["episode"])
+            info = json.loads(msg.data)
+            episode = int(info["episode"])
         except (ValueError, KeyError, TypeError):
             return
-        if episode != self._episode:
-            self._episode = episode
+        self._lock_step = bool(info.get("lock_step", False))
+        start = int(info.get("start_ns", 0))
+        if episode != self._episode or start != self._episode_start:  # (a task switch restarts at 0)
+            self._episode, self._episode_start = episode, start
             self._builder.reset()
 
     # --- services -----------------------------------------------------------------------------
@@ -246,11 +283,13 @@ class PolicyNode(Node):
             self._last_reason = ""
             self._set_status("driving")
             state = self._sync.exact() if self.p["trigger"] == "state" else None
-            if state is not None and time.monotonic() - self._last_complete <= self.p["state_timeout"]:
+            if state is not None and state.stamp_ns >= self._episode_start and \
+                    time.monotonic() - self._last_complete <= self.p["state_timeout"]:
                 self._last_acted = state.stamp_ns
                 self._act(state, state.joints.header.stamp)  # a lock-step sim waits for this command
         else:
-            self._send(None, zero_twist(self.get_clock().now().to_msg(), self.p["frame_id"]))
+            if not self._lock_step:  # a lock-step sim would step on it (see the module docstring)
+                self._send(None, self._emb.zero_command(self.get_clock().now().to_msg(), self.p["frame_id"]))
             self._last_command = None
             self._set_status("disabled")
         adapted = f"adapted to {self._adapted_for}" if self._adapted_for else "not adapted"
@@ -302,7 +341,7 @@ class PolicyNode(Node):
 
     def _adapt(self, task: str, mapping: ObservationMapping) -> tuple[bool, str, Hierarchy | None]:
         """Worker thread: read the demos, adapt from the loaded hierarchy (never touches control state)."""
-        paths = list_demos(self.p["demo_dir"], task)[-self.p["max_demos"]:]
+        paths = list_demos(self.p["demo_dir"], task)[-int(self.p["max_demos"]):]
         if not paths:
             where = task_dir(self.p["demo_dir"], task)
             return False, f"no demos of task {task} in {where}; record some first", None
@@ -317,7 +356,18 @@ class PolicyNode(Node):
                    f"sub-skill use {list(result.skill_counts)}")
         if not result.accepted:
             return False, f"adaptation to {task} refused ({result.reason}): {summary}", None
+        self._actors[id(result.hierarchy)] = Actor(result.hierarchy)  # weights copied off the control thread
         return True, f"adapted to {task}: accepted, {summary}", result.hierarchy
+
+
+def _limit_blas_threads(threads: int) -> object | None:
+    """numpy's BLAS (the Actor's matrix-vector products) to `threads` threads: OpenBLAS splits a 512 x 512
+    product over every core, and waking those threads costs more than the product for one state."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # (installed with scikit-learn) without it BLAS keeps its default
+        return None
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,11 @@ command topics; `command_source` = any | policy | teleop picks which are obeyed.
 enable one source at a time (dmil/policy/enable, dmil/teleop/enable).
 
 Services: dmil/sim/reset (Trigger). Task switch: the `task` parameter (rebuilds the env, resets).
+
+env=kitchen (Franka Kitchen; mapping in dmil_ros/ros/embodiment.py): the same state topics (23 joints,
+object_poses = [kettle], goal = zeros, episode_info adds the `completed` sub-tasks) and, instead of
+twist + gripper, one JointState joint-velocity command per step on dmil/policy/joint_velocity_cmd or
+teleop/joint_velocity_cmd (validated: a bad one is refused with a logged reason).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from std_srvs.srv import Trigger
 from dmil_ros.envs.base import ManipulationEnv
 from dmil_ros.envs.registry import make_env
 from dmil_ros.ros import interfaces as itf
-from dmil_ros.ros.observation import stamp_ns, state_to_msgs
+from dmil_ros.ros.embodiment import CommandError, embodiment_for
+from dmil_ros.ros.observation import stamp_ns
 from dmil_ros.ros.runner import run_node
 
 NAME = "sim_bridge"
@@ -60,6 +66,8 @@ class SimBridge(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.SIM_BRIDGE_PARAMS)
+        self._emb = embodiment_for(self.p["env"])
+        self._extra: dict[str, Any] = {}  # env-specific episode_info fields
         self._task: str = self.p["task"]
         self._env = build_env(self.p["env"], self._task, self.p["max_episode_steps"])
         self._pending_env: ManipulationEnv | None = None
@@ -67,10 +75,10 @@ class SimBridge(Node):
         self._step = 0
         self._success = False
         self._done = True
-        self._stamp = self.get_clock().now().to_msg()
+        self._stamp = self._start_stamp = self.get_clock().now().to_msg()
         self._last_publish = 0.0
         # Command state: latest twist/gripper and, in lock-step, whether a step is owed.
-        self._velocity = np.zeros(3)
+        self._velocity = self._emb.zero_velocity()  # metaworld: ee twist; kitchen: the whole action
         self._twist_time = -math.inf
         self._twist_pending = False
         self._gripper = -1.0  # open, as after reset
@@ -84,12 +92,14 @@ class SimBridge(Node):
         self._pub_obj, self._pub_goal = pub(itf.OBJECT_POSES), pub(itf.GOAL)
         self._pub_success, self._pub_info, self._pub_task = pub(itf.TASK_SUCCESS), pub(itf.EPISODE_INFO), pub(
             itf.TASK)
-        for source, twist, grip in (("policy", itf.POLICY_TWIST, itf.POLICY_GRIPPER),
-                                    ("teleop", itf.TELEOP_TWIST, itf.TELEOP_GRIPPER)):
+        for source, twist, grip in self._emb.twist_command_topics:  # metaworld: policy and teleop
             self.create_subscription(twist.msg_type, twist.name, lambda m, s=source: self._on_twist(s, m),
                                      twist.qos)
             self.create_subscription(grip.msg_type, grip.name, lambda m, s=source: self._on_gripper(s, m),
                                      grip.qos)
+        for source, joint_cmd in self._emb.joint_command_topics:  # kitchen: policy and teleop
+            self.create_subscription(joint_cmd.msg_type, joint_cmd.name,
+                                     lambda m, s=source: self._on_joint_command(s, m), joint_cmd.qos)
         self.create_service(itf.SIM_RESET.srv_type, itf.SIM_RESET.name, self._on_reset)
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._apply_params)
@@ -113,19 +123,25 @@ class SimBridge(Node):
         self._env.reset(seed)
         self._step, self._success, self._done = 0, False, False
         self._twist_pending, self._gripper_fresh = False, False
-        self._velocity, self._gripper = np.zeros(3), -1.0
+        self._velocity, self._gripper = self._emb.zero_velocity(), -1.0
+        self._extra = self._emb.episode_extra({})
+        # The episode's first stamp goes out with the info, before the state (receivers then know
+        # that any older state is a leftover of the previous episode).
+        self._stamp = self._start_stamp = self.get_clock().now().to_msg()
         self._publish_info()
-        self._publish_state(new_stamp=True)
+        self._publish_state(new_stamp=False)
         return f"episode {self._episode} of {self._task} started (seed {seed})"
 
     def _do_step(self, velocity: np.ndarray, gripper: float) -> None:
-        result = self._env.step(env_action(self._env, velocity, gripper))
+        result = self._env.step(self._emb.env_action(self._env, velocity, gripper))
         self._step += 1
         newly_solved = result.success and not self._success
         self._success = bool(result.success)
         self._done = bool(result.done or (self.p["end_on_success"] and result.success))
+        extra = self._emb.episode_extra(result.info)  # kitchen: a sub-task completed -> new info
+        extra_changed, self._extra = extra != self._extra, extra
         self._publish_state(new_stamp=True)
-        if newly_solved or self._done:
+        if newly_solved or self._done or extra_changed:
             self._publish_info()
         if self._done and self.p["auto_reset"]:
             self._reset()
@@ -148,7 +164,7 @@ class SimBridge(Node):
         if self._done:
             return
         fresh = time.monotonic() - self._twist_time <= self.p["command_timeout"]
-        self._do_step(self._velocity if fresh else np.zeros(3), self._gripper)
+        self._do_step(self._velocity if fresh else self._emb.zero_velocity(), self._gripper)
 
     # --- commands -----------------------------------------------------------------------------
     def _accepts(self, source: str) -> bool:
@@ -186,12 +202,30 @@ class SimBridge(Node):
         if self.p["lock_step"]:
             self._try_step()
 
+    def _on_joint_command(self, source: str, msg: Any) -> None:
+        """kitchen: one JointState carries the whole action (gripper included): step on it at once."""
+        if not self._accepts(source):
+            return
+        try:
+            action = self._emb.joint_command_to_action(msg)
+        except CommandError as e:
+            self.get_logger().warning(f"ignoring joint command from {source}: {e}", throttle_duration_sec=1.0)
+            return
+        stamp = stamp_ns(msg.header.stamp)
+        if self.p["lock_step"] and stamp and stamp < stamp_ns(self._stamp):
+            return  # computed for an older state: that step was already taken
+        self._last_source = source
+        self._velocity, self._twist_time = action, time.monotonic()
+        if self.p["lock_step"]:
+            self._twist_pending, self._gripper_fresh = True, True
+            self._try_step()
+
     # --- publishing ---------------------------------------------------------------------------
     def _publish_state(self, new_stamp: bool) -> None:
         if new_stamp:
             self._stamp = self.get_clock().now().to_msg()
-        js, ee, objs, goal = state_to_msgs(self._env.robot_state(), self._stamp, self.p["frame_id"],
-                                           self.p["gripper_joint"])
+        js, ee, objs, goal = self._emb.state_to_msgs(self._env.robot_state(), self._stamp, self.p["frame_id"],
+                                                     self.p["gripper_joint"])
         # Goal and objects first: receivers act once the synced parts are complete.
         self._pub_goal.publish(goal)
         self._pub_obj.publish(objs)
@@ -207,7 +241,8 @@ class SimBridge(Node):
     def _publish_info(self) -> None:
         info = {"task": self._task, "episode": self._episode, "seed": self.p["seed"] + self._episode,
                 "step": self._step, "success": self._success, "done": self._done,
-                "max_steps": self._env.max_episode_steps, "lock_step": self.p["lock_step"]}
+                "start_ns": stamp_ns(self._start_stamp),
+                "max_steps": self._env.max_episode_steps, "lock_step": self.p["lock_step"], **self._extra}
         self._pub_info.publish(String(data=json.dumps(info)))
 
     def _publish_task(self) -> None:

@@ -37,6 +37,10 @@ class StateSync:
         self._msg.clear()
         self._arrival.clear()
 
+    @property
+    def received_any(self) -> bool:
+        return bool(self._msg)
+
     def update(self, role: str, msg: Any, now: float) -> None:
         self._msg[role] = msg
         self._arrival[role] = now

@@ -111,6 +111,24 @@ class Probe:
             self._clients[spec.name] = self.node.create_client(spec.srv_type, spec.name)
         return self._clients[spec.name]
 
+    def start_recording(self, timeout: float = 30.0, context: Callable[[], str] = str) -> None:
+        """dmil/record/start once the *recorder* is matched with every state and command publisher.
+
+        The probe seeing every endpoint does not mean the recorder has discovered them: under load a
+        whole demo was once recorded without a single state. The recorder's answer names the inputs
+        it has no publisher for ("none yet"); until it names none, the empty demo is discarded and
+        recording restarted. `context()` adds e.g. the graph's log to a timeout's message.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.call(itf.RECORD_START)
+            assert res.success, res.message
+            if "none yet" not in res.message:
+                return
+            assert time.monotonic() < deadline, f"{res.message}\n{context()}"
+            self.call(itf.RECORD_STOP)  # empty: discarded
+            time.sleep(0.2)
+
     def call(self, spec: ServiceSpec, request: Any = None, timeout: float = 30.0) -> Any:
         """Call a service and wait for the response (raises TimeoutError)."""
         client = self._client(spec)
