@@ -1,6 +1,8 @@
 """Copy a training run's best checkpoint into the package as the shipped hierarchy.
 
     .venv/bin/python scripts/ship_checkpoint.py runs/ml10-k3 --recipe config/train_ml10.yaml
+    .venv/bin/python scripts/ship_checkpoint.py runs/kitchen-k4/no_kettle --recipe config/train_kitchen.yaml \
+        --out dmil_ros/checkpoints/kitchen/no_kettle --normalizer-min-std 0.1
 
 The weights are copied unchanged; the adaptation settings (`dmil.adapt`) are taken from the recipe,
 so a run that validated with other settings ships with the recipe's deployment adaptation.
@@ -12,7 +14,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from dmil_ros.core.data import Normalizer
 from dmil_ros.training.config import load_config
 
 SHIPPED = Path(__file__).resolve().parents[1] / "dmil_ros" / "checkpoints" / "metaworld_ml10"
@@ -23,8 +28,15 @@ def main() -> None:
     p.add_argument("run", type=Path, help="training run directory (its best/ is shipped)")
     p.add_argument("--recipe", type=Path, default=Path("config/train_ml10.yaml"))
     p.add_argument("--out", type=Path, default=SHIPPED)
+    p.add_argument("--normalizer-min-std", type=float, default=None,
+                   help="raise the normaliser's std floor (runs trained before data.normalizer_min_std)")
     args = p.parse_args()
     hierarchy, dmil_cfg, meta = load_checkpoint(args.run / "best")
+    if args.normalizer_min_std is not None:
+        n = hierarchy.normalizer
+        floored = Normalizer(n.mean, np.maximum(n.std, args.normalizer_min_std).astype(np.float32))
+        hierarchy = dataclasses.replace(hierarchy, normalizer=floored)
+        meta = {**meta, "normalizer_min_std": args.normalizer_min_std}
     recipe = load_config(args.recipe)
     if dmil_cfg is None:
         raise SystemExit(f"{args.run / 'best'} has no DMIL config")

@@ -13,10 +13,12 @@ from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import init_params
 
 
-def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]]) -> Normalizer:
+def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]], min_std: float = 1e-2) -> Normalizer:
+    """`min_std` floors each feature's scale: a feature that never moves in training (the excluded
+    kitchen object's joint) would otherwise blow up to ~100 standard deviations when it does move."""
     all_demos = [d for demos in demos_by_task.values() for d in demos]
     obs, _, _ = concat_demos(all_demos)
-    return Normalizer.fit(obs)
+    return Normalizer.fit(obs, min_std)
 
 
 def meta_train(

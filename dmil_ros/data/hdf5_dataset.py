@@ -77,12 +77,21 @@ def _checksum(arrays: Iterable[np.ndarray]) -> int:
     return c
 
 
+class DatasetBusyError(OSError):
+    """The HDF5 file is locked by a writer in another process; nothing is wrong with it."""
+
+
 def _open(path: str | os.PathLike, mode: str) -> h5py.File:
     try:
         return h5py.File(path, mode)
     except OSError as e:
         if not Path(path).exists():
             raise
+        if "unable to lock file" in str(e):  # HDF5's file lock: another process is writing it
+            raise DatasetBusyError(
+                f"{path} is open for writing by another process (e.g. a collection still running); "
+                "wait for it to finish"
+            ) from e
         raise CorruptDatasetError(
             f"{path}: HDF5 file is truncated or corrupt ({e}). Intact demos can be recovered with "
             f"load_demos(path, salvage=True) or salvage_demos(path, new_path), which need "

@@ -37,6 +37,7 @@ class DataSettings:
     noise_std: float = 0.1
     collect_seed: int = 0
     collect_workers: int = 1
+    normalizer_min_std: float = 1e-2  # floor of the observation normaliser's per-feature std
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,8 @@ def _check(cfg: TrainConfig) -> None:
             f"data.validation_demos ({d.validation_demos}) must exceed train.validation_shots "
             f"({t.validation_shots}): the rest of the held-out demos are the validation query"
         )
+    if not d.normalizer_min_std > 0:
+        raise ConfigError(f"data.normalizer_min_std must be > 0, got {d.normalizer_min_std}")
     if d.demos_per_task - d.validation_demos < 1:
         raise ConfigError("data.demos_per_task must leave at least one training demo after validation_demos")
     if t.iterations < 1 or t.eval_interval < 1 or t.log_interval < 1:

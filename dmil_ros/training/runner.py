@@ -180,7 +180,8 @@ def _train(
             raise ConfigError(f"train.init_from {cfg.train.init_from}: model {start.config} != {model_cfg}")
         params, normalizer = start.params, start.normalizer
     else:
-        params, normalizer = init_params(model_cfg, cfg.seed, device), fit_normalizer(train_demos)
+        params = init_params(model_cfg, cfg.seed, device)
+        normalizer = fit_normalizer(train_demos, cfg.data.normalizer_min_std)
     trainer = method.make_trainer(params, cfg.seed, comm)
     dm = method.dmil
     sampler = WindowSampler(train_demos, normalizer, dm.window_length, dm.windows_per_batch, cfg.seed)
