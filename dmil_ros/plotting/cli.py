@@ -13,6 +13,7 @@ on first use): the first --shots are adapted on, the next --tsne-demos are plott
 Examples:
   dmil plot --task peg-insert-side-v3 --out plots/
   dmil plot --checkpoint runs/ml10/best --task door-close-v3 --shots 1 --video --out plots/
+  dmil plot --env kitchen --out plots/          # Fig. 3 right: microwave+kettle+top_burner+light_switch
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", help="checkpoint or run directory (default: the shipped one)")
+    p.add_argument("--env", choices=["metaworld", "kitchen"], default="metaworld",
+                   help="kitchen: paper Fig. 3 right (default metaworld)")  # fmt: skip
+    p.add_argument("--checkpoint", help="checkpoint or run directory (default: the shipped one; kitchen: "
+                   "the one trained without the task's excluded object)")  # fmt: skip
     p.add_argument(
-        "--task", default="peg-insert-side-v3", help="Meta-World task (default peg-insert-side-v3)"
-    )
+        "--task", default=None,
+        help="task (default peg-insert-side-v3; kitchen microwave+kettle+top_burner+light_switch)",
+    )  # fmt: skip
     p.add_argument("--shots", type=int, default=3, help="demos adapted on (default 3)")
-    p.add_argument("--tsne-demos", type=int, default=8, help="held-out demos in the t-SNE (default 8)")
+    p.add_argument("--tsne-demos", type=int, default=None,
+                   help="held-out demos in the t-SNE (default 8; kitchen 6)")  # fmt: skip
     p.add_argument(
         "--protocol",
         choices=["official", "farama"],
@@ -85,15 +91,37 @@ def _plot(args: argparse.Namespace) -> dict[str, Path | None]:
     from dmil_ros.plotting.tsne import plot_tsne
     from dmil_ros.training.demos import to_core
 
+    kitchen = args.env == "kitchen"
+    args.tsne_demos = args.tsne_demos or (6 if kitchen else 8)
     if args.shots < 1 or args.tsne_demos < 1:
         raise ValueError("--shots and --tsne-demos must be >= 1")
-    resolved = resolve_policy(None, args.checkpoint)
+    n = args.shots + args.tsne_demos
+    if kitchen:
+        from dmil_ros.envs.kitchen_tasks import UNSEEN
+        from dmil_ros.evaluation import kitchen as kt
+
+        args.task = args.task or UNSEEN[0].task
+        if args.video:
+            raise ValueError("--video renders Meta-World only")
+        if args.checkpoint is not None:
+            resolved = resolve_policy(None, args.checkpoint)
+        else:  # the shipped hierarchy trained without this combination's excluded object
+            combo = next((c for c in UNSEEN if c.task == args.task), None)
+            if combo is None:
+                raise ValueError(f"{args.task} is not one of the unseen combinations; pass --checkpoint")
+            resolved = kt.resolve_kitchen_policies(None, None, (combo,))[combo.excluded]
+        horizon = kt.HORIZON
+        pool_path = Path(args.pool) if args.pool else default_pool_path(horizon, POOL_SEED, "kitchen")
+        pool = load_pool(pool_path, [args.task], n, horizon, env="kitchen", noise_std=kt.DEMO_NOISE_STD)
+    else:
+        args.task = args.task or "peg-insert-side-v3"
+        resolved = resolve_policy(None, args.checkpoint)
+        horizon = horizon_for(args.protocol)
+        pool_path = Path(args.pool) if args.pool else default_pool_path(horizon, POOL_SEED)
+        pool = load_pool(pool_path, [args.task], n, horizon)
     if resolved.policy is None:
         raise ValueError("plotting needs a learned hierarchy")
-    horizon = horizon_for(args.protocol)
-    pool_path = Path(args.pool) if args.pool else default_pool_path(horizon, POOL_SEED)
-    n = args.shots + args.tsne_demos
-    demos = to_core(load_pool(pool_path, [args.task], n, horizon)[args.task])
+    demos = to_core(pool[args.task])
     support, held_out = demos[: args.shots], demos[args.shots : n]
     adapted = resolved.method.adapt(resolved.policy, support, seed=args.seed).policy
     assert adapted is not None
