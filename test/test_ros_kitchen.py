@@ -125,7 +125,10 @@ def test_kitchen_checkpoints_are_checked(tmp_path: Path, checkpoint: Path) -> No
     metaworld = save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (8,)), seed=0), tmp_path / "mw")
     with pytest.raises(itf.ConfigError, match="the kitchen mapping gives 30 -> 9"):
         load_policy(str(metaworld), "kitchen")
-    if not shipped_checkpoint_available("kitchen"):
+    if shipped_checkpoint_available("kitchen"):  # the default is the shipped no_top_burner hierarchy
+        shipped, _, _ = load_policy("", "kitchen")
+        assert (shipped.config.obs_dim, shipped.config.action_dim) == (30, 9)
+    else:
         with pytest.raises(itf.ConfigError, match="kitchen/no_top_burner"):
             load_policy("", "kitchen")
 
@@ -143,14 +146,13 @@ def test_graph_passes_env_kitchen_to_every_node() -> None:
     assert dict(hw["policy_node"].remappings)[itf.POLICY_JOINT_VELOCITY.name] == "/arm/joint_vel"
 
 
-def test_policy_process_without_kitchen_checkpoint_refuses_to_start() -> None:
-    if shipped_checkpoint_available("kitchen"):
-        pytest.skip("the kitchen checkpoint is shipped")
+def test_policy_process_without_kitchen_checkpoint_refuses_to_start(tmp_path: Path) -> None:
+    missing = tmp_path / "kitchen" / "no_top_burner"
     cmd = [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args", "-p", "env:=kitchen",
-           "-p", "task:=microwave"]
+           "-p", "task:=microwave", "-p", f"checkpoint:={missing}"]
     proc = subprocess.run(cmd, env=isolated_ros_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
-    assert "kitchen/no_top_burner" in proc.stderr and "Traceback" not in proc.stderr
+    assert str(missing) in proc.stderr and "Traceback" not in proc.stderr
 
 
 # --- sim bridge over DDS --------------------------------------------------------------------------

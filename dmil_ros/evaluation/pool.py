@@ -32,6 +32,13 @@ def load_pool(
     noise_std: float = 0.1,
     workers: int = 1,
     progress: bool = True,
+    max_attempts: int = 10,
 ) -> dict[str, list[RecordedDemo]]:
-    cfg = CollectConfig(env=env, max_episode_steps=horizon, noise_std=noise_std, base_seed=pool_seed)
+    cfg = CollectConfig(
+        env=env,
+        max_episode_steps=horizon,
+        noise_std=noise_std,
+        base_seed=pool_seed,
+        max_attempts=max_attempts,
+    )
     return ensure_demos(path, tasks, size, cfg, workers=workers, progress=progress)

@@ -38,6 +38,7 @@ class DataSettings:
     collect_seed: int = 0
     collect_workers: int = 1
     normalizer_min_std: float = 1e-2  # floor of the observation normaliser's per-feature std
+    max_attempts: int = 10  # seeded expert attempts per demo before it counts as missing
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,8 @@ def _train(
     tasks = cfg.task_list()
     d = cfg.data
     collect_cfg = CollectConfig(
-        env=cfg.env, max_episode_steps=d.horizon, noise_std=d.noise_std, base_seed=d.collect_seed
+        env=cfg.env, max_episode_steps=d.horizon, noise_std=d.noise_std, base_seed=d.collect_seed,
+        max_attempts=d.max_attempts,
     )
     suite = None if cfg.tasks else cfg.suite
     if comm.is_main:  # only rank 0 collects; the others wait, then read the finished file
