@@ -36,7 +36,7 @@ from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros import observation as mwobs
 from dmil_ros.ros.interfaces import ConfigError, TopicSpec
 from dmil_ros.ros.observation import StateError, stamp_ns
-from dmil_ros.ros.state_sync import ROLES, StateSync
+from dmil_ros.ros.state_sync import StateSync
 
 KITCHEN_ROBOT_JOINTS = (
     *(f"robot:panda0_joint{i}" for i in range(1, 8)),
@@ -307,7 +307,7 @@ class KitchenEmbodiment:
     def demo_from_messages(self, messages: list[Any], mapping: Any, name: str = "demo") -> Demo:
         """One sample per operator joint-velocity command, with the state of its stamp (else the latest
         complete state); a second command for a state already used is skipped, as the sim skips it."""
-        from dmil_ros.ros.mcap_io import DemoFileError
+        from dmil_ros.ros.mcap_io import DemoFileError, track_state
 
         sync = StateSync()
         by_stamp: dict[int, Any] = {}
@@ -315,13 +315,7 @@ class KitchenEmbodiment:
         builder = self.builder(mapping)
         n_commands = 0
         for rec in messages:
-            if rec.role in ROLES:
-                sync.update(rec.role, rec.msg, rec.log_time_ns * 1e-9)
-                exact = sync.exact()
-                if exact is not None:
-                    by_stamp[exact.stamp_ns] = exact
-                continue
-            if rec.role != itf.TELEOP_JOINT_VELOCITY.name:
+            if track_state(rec, sync, by_stamp) or rec.role != itf.TELEOP_JOINT_VELOCITY.name:
                 continue
             n_commands += 1
             stamp = stamp_ns(rec.msg.header.stamp)

@@ -215,6 +215,20 @@ def read_messages(path: str | Path) -> Iterator[RecordedMessage]:
         raise DemoFileError(f"{path} is corrupt or unreadable: {type(e).__name__}: {e}") from e
 
 
+def track_state(rec: RecordedMessage, sync: StateSync, by_stamp: dict[int, Any]) -> bool:
+    """Feed a recorded state part to `sync`, indexing every complete state by its stamp.
+
+    False (nothing done) when `rec` is not a state part, so callers go on with their own roles.
+    """
+    if rec.role not in ROLES:
+        return False
+    sync.update(rec.role, rec.msg, rec.log_time_ns * 1e-9)
+    exact = sync.exact()
+    if exact is not None:
+        by_stamp[exact.stamp_ns] = exact
+    return True
+
+
 def demo_from_messages(
     messages: list[RecordedMessage], mapping: ObservationMapping, name: str = "demo"
 ) -> Demo:
@@ -225,12 +239,9 @@ def demo_from_messages(
     grippers: list[tuple[int, float]] = []
     episode = 0
     for rec in messages:
-        if rec.role in ROLES:
-            sync.update(rec.role, rec.msg, rec.log_time_ns * 1e-9)
-            exact = sync.exact()
-            if exact is not None:
-                by_stamp[exact.stamp_ns] = exact
-        elif rec.role == itf.EPISODE_INFO.name:
+        if track_state(rec, sync, by_stamp):
+            continue
+        if rec.role == itf.EPISODE_INFO.name:
             episode = _episode_number(rec.msg.data, episode)  # a reset restarts the previous frame
         elif rec.role == itf.TELEOP_TWIST.name:
             twists.append((rec.log_time_ns, rec.msg, sync.latest(rec.log_time_ns * 1e-9, math.inf), episode))

@@ -185,14 +185,7 @@ class SimBridge(Node):
         if not np.isfinite(velocity).all():
             self.get_logger().warning(f"ignoring non-finite twist from {source}", throttle_duration_sec=1.0)
             return
-        stamp = stamp_ns(msg.header.stamp)
-        if self.p["lock_step"] and stamp and stamp < stamp_ns(self._stamp):
-            return  # computed for an older state: that step was already taken
-        self._last_source = source
-        self._velocity, self._twist_time = velocity, time.monotonic()
-        if self.p["lock_step"]:
-            self._twist_pending = True
-            self._try_step()
+        self._take_command(source, msg.header.stamp, velocity, with_gripper=False)
 
     def _on_gripper(self, source: str, msg: Float64) -> None:
         if not self._accepts(source) or not math.isfinite(msg.data):
@@ -211,13 +204,18 @@ class SimBridge(Node):
         except CommandError as e:
             self.get_logger().warning(f"ignoring joint command from {source}: {e}", throttle_duration_sec=1.0)
             return
-        stamp = stamp_ns(msg.header.stamp)
-        if self.p["lock_step"] and stamp and stamp < stamp_ns(self._stamp):
+        self._take_command(source, msg.header.stamp, action, with_gripper=True)
+
+    def _take_command(self, source: str, stamp: Any, command: np.ndarray, with_gripper: bool) -> None:
+        """Hold `command` (twist velocity, or a whole kitchen action); in lock-step, step on it."""
+        ns = stamp_ns(stamp)
+        if self.p["lock_step"] and ns and ns < stamp_ns(self._stamp):
             return  # computed for an older state: that step was already taken
         self._last_source = source
-        self._velocity, self._twist_time = action, time.monotonic()
+        self._velocity, self._twist_time = command, time.monotonic()
         if self.p["lock_step"]:
-            self._twist_pending, self._gripper_fresh = True, True
+            self._twist_pending = True
+            self._gripper_fresh = self._gripper_fresh or with_gripper  # a kitchen action carries the fingers
             self._try_step()
 
     # --- publishing ---------------------------------------------------------------------------
