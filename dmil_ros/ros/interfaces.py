@@ -45,6 +45,7 @@ nodes follow.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,18 @@ TASK_SUCCESS = TopicSpec("task_success", Bool, STATE_QOS, "task solved at this s
 EPISODE_INFO = TopicSpec("episode_info", String, LATCHED_QOS,
                          "JSON: task, episode, seed, step, success, done, start_ns (stamp of the "
                          "episode's first state: older states belong to an earlier episode)")
+
+
+def parse_episode_info(text: str) -> dict[str, Any] | None:
+    """An EPISODE_INFO payload with `episode` as an int and `start_ns` (0 if absent); None if malformed."""
+    try:
+        info = json.loads(text)
+        info["episode"] = int(info["episode"])
+        info["start_ns"] = int(info.get("start_ns", 0))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return info
+
 TASK = TopicSpec("task", String, LATCHED_QOS, "name of the current task")
 POLICY_TWIST = TopicSpec("dmil/policy/twist_cmd", TwistStamped, COMMAND_QOS, "policy ee velocity command")
 POLICY_GRIPPER = TopicSpec("dmil/policy/gripper_cmd", Float64, COMMAND_QOS,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import importlib
-import json
 import math
 import os
 import re
@@ -284,10 +283,8 @@ def demo_from_messages(
 
 
 def _episode_number(info_json: str, current: int) -> int:
-    try:
-        return int(json.loads(info_json)["episode"])
-    except (ValueError, KeyError, TypeError):
-        return current
+    info = itf.parse_episode_info(info_json)
+    return current if info is None else info["episode"]
 
 
 def demo_from_mcap(path: str | Path, mapping: Any) -> Demo:

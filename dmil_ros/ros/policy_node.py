@@ -30,7 +30,6 @@ reason. A second request while one runs is refused. A task switch reverts to the
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import threading
 import time
@@ -263,13 +262,11 @@ class PolicyNode(Node):
         self.get_logger().info(f"task is now {self._task}{note}")
 
     def _on_episode(self, msg: String) -> None:
-        try:
-            info = json.loads(msg.data)
-            episode = int(info["episode"])
-        except (ValueError, KeyError, TypeError):
+        info = itf.parse_episode_info(msg.data)
+        if info is None:
             return
         self._lock_step = bool(info.get("lock_step", False))
-        start = int(info.get("start_ns", 0))
+        episode, start = info["episode"], info["start_ns"]
         if episode != self._episode or start != self._episode_start:  # (a task switch restarts at 0)
             self._episode, self._episode_start = episode, start
             self._builder.reset()

@@ -11,7 +11,6 @@ dmil/teleop/enable (SetBool) starts/stops it; it follows the latched `task` topi
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -105,12 +104,10 @@ class ScriptedTeleop(Node):
                 self.get_logger().error(str(e))
 
     def _on_episode(self, msg: String) -> None:
-        try:
-            info = json.loads(msg.data)
-            episode = int(info["episode"])
-        except (ValueError, KeyError, TypeError):
+        info = itf.parse_episode_info(msg.data)
+        if info is None:
             return
-        start = int(info.get("start_ns", 0))
+        episode, start = info["episode"], info["start_ns"]
         if (episode != self._episode or start != self._episode_start) and self._builder is not None:
             self._episode, self._episode_start = episode, start  # (a task switch restarts at 0)
             self._builder.reset()
