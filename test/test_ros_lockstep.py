@@ -128,6 +128,12 @@ def test_recorder_stop_keeps_messages_the_executor_had_not_taken(manual: Manual,
     manual.probe.wait_matched(publish=inputs)
     subs = [sub for spec, sub in rec._subs if spec in inputs]
     manual.probe.wait_until(lambda: all(sub.get_publisher_count() for sub in subs), 10, "the recorder's side")
+    manual.publish_state(-1, np.array([0.1, 0.8, 0.2]))  # the robot's idle state: the streams are live
+    state_roles = {spec.name for spec in itf.STATE_TOPICS}
+    for _ in range(50):  # the recorder must have heard every state stream before "none yet" clears
+        manual.spin(0.05)
+        if state_roles <= rec._heard:
+            break
     started = rec._on_start(Trigger.Request(), Trigger.Response())
     assert started.success and "none yet" not in started.message, started.message
     rng = np.random.default_rng(0)

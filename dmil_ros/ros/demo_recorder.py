@@ -7,7 +7,9 @@ at the start so each file stands alone. Each message is logged at its DDS recept
 the executor got round to it), and stop first writes what DDS delivered but the executor has not
 handed over yet: rclpy takes one message per subscription per wait and serves a service request
 after them, so a recorder that lags behind would otherwise lose the end of every demo. The start
-response names every recorded input without a publisher yet ("none yet"). A demo without operator
+response names every recorded input without a publisher yet, and every state input that has not
+delivered a message yet ("none yet"): DDS matching is not symmetric, so a recorder can see the sim's
+publisher before the sim's writer sends to it, and the first states would be lost. A demo without operator
 commands is discarded. Killing the
 recorder mid-demo leaves that demo as .part, earlier demos untouched; a clean shutdown mid-demo
 finalizes it as .mcap.interrupted (kept for inspection, never used for adaptation).
@@ -49,6 +51,7 @@ class DemoRecorder(Node):
         self._writer: DemoWriter | None = None
         self._started = 0.0
         self._latest: dict[str, tuple[str, Any, int | None]] = {}  # role -> (topic, last message, rx ns)
+        self._heard: set[str] = set()  # roles that have delivered at least one message
         self._adapting = False
         self._topics: dict[str, str] = {}
         self._subs: list[tuple[itf.TopicSpec, Any]] = []
@@ -98,6 +101,7 @@ class DemoRecorder(Node):
 
     def _on_msg(self, spec: itf.TopicSpec, msg: Any, received_ns: int | None = None) -> None:
         topic = self._topics[spec.name]
+        self._heard.add(spec.name)
         if spec is itf.TASK and isinstance(msg, String) and msg.data != self._task:
             if self._writer is not None:
                 self.get_logger().warning(f"task changed to {msg.data} during a demo of {self._task}")
@@ -131,8 +135,10 @@ class DemoRecorder(Node):
         self._started = time.monotonic()
         senders = self._twist_sub.get_publisher_count()
         inputs = (*itf.STATE_TOPICS, itf.TELEOP_TWIST, itf.TELEOP_GRIPPER, itf.TELEOP_JOINT_VELOCITY)
+        # State streams (the sim republishes its state while idle): silent until a message has arrived.
         silent = [self._topics[spec.name] for spec, sub in self._subs
-                  if spec in inputs and sub.get_publisher_count() == 0]
+                  if spec in inputs and (sub.get_publisher_count() == 0
+                                         or (spec in itf.STATE_TOPICS and spec.name not in self._heard))]
         hint = f" (none yet on {', '.join(silent)}: are the robot/sim and the device up?)" if silent else ""
         res.success = True
         res.message = (f"recording a demo of {self._task} to {path}; {senders} operator command "
