@@ -1,5 +1,5 @@
-"""The vectorised meta-gradient is the DMIL meta-gradient: equal to an independent per-task autograd
-loop, to finite differences, and genuinely second order."""
+"""Both meta-gradient backends (vmapped and routed) compute the DMIL meta-gradient: equal to an
+independent per-task autograd loop, to finite differences, and genuinely second order."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dmil_ros.core.config import VARIANTS, ModelConfig, make_dmil_config
-from dmil_ros.core.dmil import MetaBatch, meta_gradients, task_outer_loss
+from dmil_ros.core.dmil import MetaBatch, meta_gradients, resolve_backend, task_outer_loss
 from dmil_ros.core.networks import Params
 from dmil_ros.core.reference_loop import ReferenceDMIL
 
@@ -19,10 +19,14 @@ def _reference(model: ModelConfig, params: Params, batch: MetaBatch, cfg) -> Par
     return ref.as_params_grads(ref.meta_gradients(batch, cfg), params)
 
 
+BACKENDS = ("vmap", "routed")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_matches_per_task_autograd_loop(variant, tiny_model, tiny_params64, batch64):
+def test_matches_per_task_autograd_loop(variant, backend, tiny_model, tiny_params64, batch64):
     cfg = make_dmil_config(variant, inner_lr=0.5)
-    grads, _ = meta_gradients(tiny_params64, batch64, cfg)
+    grads, _ = meta_gradients(tiny_params64, batch64, cfg, backend=backend)
     expected = _reference(tiny_model, tiny_params64, batch64, cfg)
     for name in tiny_params64:
         torch.testing.assert_close(grads[name], expected[name], rtol=1e-9, atol=1e-12, msg=name)
@@ -36,9 +40,10 @@ def _outer_loss(params: Params, batch: MetaBatch, cfg) -> float:
     return float(torch.stack(losses).mean())
 
 
-def test_matches_finite_differences(tiny_params64, batch64):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matches_finite_differences(backend, tiny_params64, batch64):
     cfg = make_dmil_config("dmil", inner_lr_high=0.3, inner_lr_low=0.3)
-    grads, _ = meta_gradients(tiny_params64, batch64, cfg)
+    grads, _ = meta_gradients(tiny_params64, batch64, cfg, backend=backend)
     g = torch.Generator().manual_seed(1)
     eps = 1e-6
     for _ in range(3):
@@ -50,9 +55,12 @@ def test_matches_finite_differences(tiny_params64, batch64):
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-8)
 
 
-def test_second_order_terms_are_present(tiny_params64, batch64):
-    second, _ = meta_gradients(tiny_params64, batch64, make_dmil_config("dmil", inner_lr=0.5))
-    first, _ = meta_gradients(tiny_params64, batch64, make_dmil_config("dmil-fo", inner_lr=0.5))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_order_terms_are_present(backend, tiny_params64, batch64):
+    second_order = make_dmil_config("dmil", inner_lr=0.5, backend=backend)
+    first_order = make_dmil_config("dmil-fo", inner_lr=0.5, backend=backend)
+    second, _ = meta_gradients(tiny_params64, batch64, second_order)
+    first, _ = meta_gradients(tiny_params64, batch64, first_order)
     diff = max(float((second[k] - first[k]).abs().max()) for k in second)
     assert diff > 1e-6, "first- and second-order meta-gradients should differ"
 
@@ -68,6 +76,30 @@ def test_no_inner_step_equals_plain_gradient(tiny_params64, batch64):
     loss.backward()
     for k, p in params.items():
         torch.testing.assert_close(grads[k], p.grad)
+
+
+def test_backends_report_the_same_diagnostics(tiny_params64, batch64):
+    cfg = make_dmil_config("dmil", inner_lr=0.5)
+    _, vmapped = meta_gradients(tiny_params64, batch64, cfg, backend="vmap")
+    _, routed = meta_gradients(tiny_params64, batch64, cfg, backend="routed")
+    assert vmapped.keys() == routed.keys()
+    for name in vmapped:
+        torch.testing.assert_close(routed[name], vmapped[name], check_dtype=False, msg=name)
+
+
+def test_unknown_backend_is_refused(tiny_params64, batch64):
+    with pytest.raises(ValueError, match="backend"):
+        meta_gradients(tiny_params64, batch64, make_dmil_config("dmil"), backend="magic")
+    with pytest.raises(ValueError, match="backend"):
+        make_dmil_config("dmil", backend="magic")
+
+
+def test_auto_backend_routes_on_cpu_for_wide_nets_only():
+    cpu = torch.device("cpu")
+    assert resolve_backend("auto", cpu, 256) == "routed"
+    assert resolve_backend("auto", cpu, 64) == "vmap"
+    assert resolve_backend("auto", torch.device("cuda"), 512) == "vmap"
+    assert resolve_backend("vmap", cpu, 512) == "vmap"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

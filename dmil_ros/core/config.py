@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 LabelMode = Literal["hard", "soft"]
+Backend = Literal["auto", "vmap", "routed"]
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,15 @@ class DMILConfig:
     revive_dead_skills: bool = True
     dead_skill_share: float = 0.02
     dead_skill_patience: int = 50
+    # How meta-gradients are computed (same maths): "vmap" vectorises tasks (every sub-skill on every
+    # state, masked), "routed" loops over tasks and sends states through their routed sub-skill only.
+    # "auto": routed on CPU (FLOP-bound: 1/K of the sub-skill work), vmap on accelerators.
+    backend: Backend = "auto"
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
     def __post_init__(self) -> None:
+        if self.backend not in ("auto", "vmap", "routed"):
+            raise ValueError(f"backend must be 'auto', 'vmap' or 'routed', got {self.backend!r}")
         if self.label_mode not in ("hard", "soft"):
             raise ValueError(f"label_mode must be 'hard' or 'soft', got {self.label_mode!r}")
         for name in ("tasks_per_batch", "windows_per_batch", "window_length"):

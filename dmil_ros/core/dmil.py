@@ -9,7 +9,10 @@ Meta-gradients of HO (w.r.t. the high level) and LO (w.r.t. the sub-skills) are 
 task batch and applied to both levels in a single optimiser step: neither level is updated before
 the other's meta-gradient is computed (section 3.3, "crucial to ensure convergence").
 
-Tasks are vectorised with vmap; second-order terms come from differentiating through the inner
+Two implementations of the same maths (`meta_gradients(..., backend=)`): tasks vectorised with
+vmap (static shapes, so every sub-skill runs on every state and is masked: the GPU path) and a
+per-task loop that sends each state through its routed sub-skill only (`routed.py`, 1/K of the
+sub-skill FLOPs: the CPU path). Second-order terms come from differentiating through the inner
 `grad` (set `first_order` to drop them).
 """
 
@@ -21,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
-from dmil_ros.core.config import DMILConfig
+from dmil_ros.core.config import Backend, DMILConfig
 from dmil_ros.core.losses import (
     em_labels,
     high_level_loss,
@@ -30,6 +33,7 @@ from dmil_ros.core.losses import (
     sub_skill_loss,
 )
 from dmil_ros.core.networks import Params, high_logits, split
+from dmil_ros.core.routed import inner_sgd, routed_meta_gradients
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,6 @@ class MetaBatch:
 
     def to(self, device: torch.device | str) -> MetaBatch:
         return MetaBatch(self.obs.to(device), self.act.to(device), self.next_same.to(device))
-
-
-def _sgd(params: Params, grads: Params, lr: float, first_order: bool) -> Params:
-    if first_order:
-        return {k: p - lr * grads[k].detach() for k, p in params.items()}
-    return {k: p - lr * grads[k] for k, p in params.items()}
 
 
 def task_outer_loss(
@@ -69,7 +67,7 @@ def task_outer_loss(
     if cfg.meta_learn_high and cfg.inner_lr_high > 0:
         labels1 = em_labels(skill_sq_errors(low, obs[0], act[0]), cfg.label_mode, cfg.soft_temperature)
         g_high = grad(high_level_loss)(high, obs[0], labels1, next_same, lam)
-        high_a = _sgd(high, g_high, cfg.inner_lr_high, cfg.first_order)
+        high_a = inner_sgd(high, g_high, cfg.inner_lr_high, cfg.first_order)
     else:
         high_a = high
 
@@ -77,7 +75,7 @@ def task_outer_loss(
     if cfg.meta_learn_low and cfg.inner_lr_low > 0:
         route2 = one_hot_argmax(high_logits(high_a, obs[1]).detach())
         g_low = grad(sub_skill_loss)(low, obs[1], act[1], route2)
-        low_a = _sgd(low, g_low, cfg.inner_lr_low, cfg.first_order)
+        low_a = inner_sgd(low, g_low, cfg.inner_lr_low, cfg.first_order)
     else:
         low_a = low
 
@@ -100,11 +98,32 @@ def task_outer_loss(
     return loss_ho + loss_lo, aux
 
 
-def meta_gradients(params: Params, batch: MetaBatch, cfg: DMILConfig) -> tuple[Params, dict[str, Tensor]]:
+# Below this hidden width the CPU work is per-op overhead, which vmap amortises over tasks; above it
+# the matmuls dominate and routing saves (K-1)/K of the sub-skill FLOPs (bench/meta_step.py, 1 thread:
+# width 64 vmap 53 ms vs routed 60 ms; 128: 213 vs 106 ms; 256: 503 vs 257 ms).
+ROUTED_MIN_WIDTH = 128
+
+
+def resolve_backend(backend: Backend, device: torch.device, width: int = ROUTED_MIN_WIDTH) -> str:
+    """`auto`: vmap on accelerators (launch-bound) and for narrow nets; routed on CPU otherwise."""
+    if backend == "auto":
+        return "routed" if device.type == "cpu" and width >= ROUTED_MIN_WIDTH else "vmap"
+    if backend not in ("vmap", "routed"):
+        raise ValueError(f"unknown meta-gradient backend {backend!r}; choose auto, vmap or routed")
+    return backend
+
+
+def meta_gradients(
+    params: Params, batch: MetaBatch, cfg: DMILConfig, backend: Backend | None = None
+) -> tuple[Params, dict[str, Tensor]]:
     """Meta-gradients of both levels at the *same* parameters, averaged over the task batch.
 
+    `backend` (default: `cfg.backend`) picks the implementation; all give the same gradients.
     The returned diagnostics are detached tensors (scalars, and `skill_share` of shape (K,)).
     """
+    width = params["low.0.weight"].shape[1]
+    if resolve_backend(backend or cfg.backend, batch.obs.device, width) == "routed":
+        return routed_meta_gradients(params, batch, cfg)
 
     def mean_outer_loss(p: Params) -> tuple[Tensor, dict[str, Tensor]]:
         losses, aux = vmap(task_outer_loss, in_dims=(None, 0, 0, None, None))(
