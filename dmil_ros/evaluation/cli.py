@@ -36,12 +36,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmil_ros.baselines.registry import method_names
 from dmil_ros.envs.registry import SUITES
 from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE
 from dmil_ros.evaluation.protocol import PROTOCOLS
+
+if TYPE_CHECKING:
+    from dmil_ros.evaluation.policies import ResolvedPolicy
 
 
 def _ints(text: str) -> list[int]:
@@ -228,7 +231,7 @@ def _path(p: str | None) -> Path | None:
 def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
     from dmil_ros.evaluation.ablation import ABLATIONS, finetune_ablation, k_ablation
     from dmil_ros.evaluation.harness import EvalSettings, evaluate, make_cells
-    from dmil_ros.evaluation.policies import ResolvedPolicy, resolve_policy
+    from dmil_ros.evaluation.policies import resolve_policy
     from dmil_ros.evaluation.table import render_table
 
     if args.env == "kitchen":
@@ -270,9 +273,7 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
         args.method, args.checkpoint, train_config=args.train_config, train_overrides=args.overrides,
         train_out=args.train_out, progress=not args.no_progress,
     )  # fmt: skip
-    if args.adapt_steps is not None or args.adapt_lr is not None or args.adapt_lr_high is not None:
-        method = resolved.method.with_adapt(args.adapt_steps, args.adapt_lr, args.adapt_lr_high)
-        resolved = ResolvedPolicy(method, resolved.policy, resolved.checkpoint)
+    resolved = _with_adapt_overrides(resolved, args)
     results = [r.to_json() for r in evaluate(resolved, cells, settings)]
     name = resolved.method.name
     table = render_table([(name, results)], f"Few-shot success rates of {name} (paper Table 1 layout)")
@@ -288,6 +289,16 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
             "cells": results,
         }  # fmt: skip
     return result, table, Path(args.table or f"results/eval-{name}-{args.protocol}.md")
+
+
+def _with_adapt_overrides(resolved: ResolvedPolicy, args: argparse.Namespace) -> ResolvedPolicy:
+    """--adapt-steps/--adapt-lr/--adapt-lr-high over the checkpoint's own adaptation settings."""
+    from dmil_ros.evaluation.policies import ResolvedPolicy
+
+    if args.adapt_steps is None and args.adapt_lr is None and args.adapt_lr_high is None:
+        return resolved
+    method = resolved.method.with_adapt(args.adapt_steps, args.adapt_lr, args.adapt_lr_high)
+    return ResolvedPolicy(method, resolved.policy, resolved.checkpoint)
 
 
 def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
@@ -315,6 +326,7 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
                 args.method or "dmil", config, [*args.overrides, f"model.num_skills={k}"], root,
                 progress=settings.progress,
             )  # fmt: skip
+            policies = {o: _with_adapt_overrides(p, args) for o, p in policies.items()}
             columns.append((f"K={k}", kt.evaluate_kitchen(policies, settings)))
         table = kt.render_kitchen_table(columns, "Kitchen: completed sub-tasks vs. K (paper Table 5)")
         result = {"ablation": "k", "values": values, "env": "kitchen",
@@ -326,6 +338,7 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
                                              progress=settings.progress)  # fmt: skip
     else:
         policies = kt.resolve_kitchen_policies(args.method, args.checkpoint)
+    policies = {o: _with_adapt_overrides(p, args) for o, p in policies.items()}
     result = kt.evaluate_kitchen(policies, settings)
     name = result["method"]
     table = kt.render_kitchen_table([(name, result)], f"Kitchen unseen combinations, {name} (paper Table 2)")

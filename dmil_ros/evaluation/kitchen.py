@@ -197,9 +197,10 @@ def evaluate_kitchen(policies: Mapping[str, ResolvedPolicy], s: KitchenSettings)
     rows = [
         _combo_row(ci, combo, outcomes, adapt[ci], policies, s.seeds) for ci, combo in enumerate(s.combos)
     ]
-    method = next(iter(policies.values())).method.name
+    method = next(iter(policies.values())).method
     return {
-        "env": ENV, "method": method, "shots": s.shots, "trials": s.trials, "seeds": list(s.seeds),
+        "env": ENV, "method": method.name, "settings": method.describe(),
+        "shots": s.shots, "trials": s.trials, "seeds": list(s.seeds),
         "horizon": s.horizon,
         "per_combo": {r["label"]: r["mean_completed"] for r in rows},
         "stderr": {r["label"]: r["stderr"] for r in rows},
