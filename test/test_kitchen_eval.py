@@ -88,3 +88,23 @@ def test_tiny_kitchen_training_run_gives_a_hierarchy_that_acts(tmp_path) -> None
     assert action.shape == (9,) and np.isfinite(action).all() and 0 <= skill < 2
     assert np.isclose(float(np.sum(probs)), 1.0, atol=1e-5)
     assert env.step(np.clip(action, -1, 1)).observation.shape == (30,)
+
+
+def test_adaptation_overrides_reach_the_kitchen_policies(monkeypatch, tmp_path) -> None:
+    """--adapt-steps/--adapt-lr apply to every kitchen policy (they were once silently ignored)."""
+    from dmil_ros.evaluation import cli
+    from dmil_ros.evaluation import kitchen as harness
+
+    seen = {}
+
+    def capture(policies, settings):
+        seen.update(policies)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(harness, "evaluate_kitchen", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        cli.main(["--env", "kitchen", "--adapt-steps", "7", "--adapt-lr", "0.003", "--no-progress",
+                  "--table", str(tmp_path / "t.md")])  # fmt: skip
+    assert set(seen) == set(harness.excluded_objects(kt.UNSEEN))
+    for resolved in seen.values():
+        assert resolved.method.dmil.adapt.steps == 7 and resolved.method.dmil.adapt.lr == 0.003
