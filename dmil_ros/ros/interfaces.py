@@ -75,6 +75,13 @@ COMMAND_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+# Sub-skill traces are for plotting (paper Fig. 3 live) and for recording: a viewer or recorder that
+# falls behind under load must not lose samples to a 10-deep writer history (a loaded test machine
+# lost 17 of 500 that way), and the messages are tiny.
+TRACE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 # Late joiners (a recorder started after the sim) still learn the task / episode.
 LATCHED_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -139,8 +146,8 @@ POLICY_JOINT_VELOCITY = TopicSpec("dmil/policy/joint_velocity_cmd", JointState, 
                                   "kitchen: policy joint velocities (name + velocity, rad/s)")
 TELEOP_JOINT_VELOCITY = TopicSpec("teleop/joint_velocity_cmd", JointState, COMMAND_QOS,
                                   "kitchen: operator joint velocities (name + velocity, rad/s)")
-SKILL = TopicSpec("dmil/policy/skill", Int32, COMMAND_QOS, "index of the active sub-skill")
-SKILL_PROBS = TopicSpec("dmil/policy/skill_probs", Float32MultiArray, COMMAND_QOS, "sub-skill probabilities")
+SKILL = TopicSpec("dmil/policy/skill", Int32, TRACE_QOS, "index of the active sub-skill")
+SKILL_PROBS = TopicSpec("dmil/policy/skill_probs", Float32MultiArray, TRACE_QOS, "sub-skill probabilities")
 POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled | driving | refusing: <why>")
 
 # The parts of the robot state the observation is rebuilt from (the recorder also stores the rest).
