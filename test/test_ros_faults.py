@@ -97,7 +97,8 @@ def drive_then_break(ros: InProcessGraph, mutate: Any = None, skip: tuple[str, .
     publish_state(ros.probe, 0)
     ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(0)) for t in ros.twists()), 5,
                          "a command for the good state")
-    assert ros.status() == "driving"
+    # the status goes out right after the command, but on its own topic: it can arrive a little later
+    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "the driving status")
     publish_state(ros.probe, 1, mutate, skip)
     return ros.probe.wait_until(
         lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(1))], 5, "the refusal")
