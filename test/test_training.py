@@ -90,8 +90,9 @@ def test_same_seed_same_weights(demo_file: Path, tmp_path: Path) -> None:
     assert max_difference(load_checkpoint(a / "last")[0].params, load_checkpoint(b / "last")[0].params) == 0.0
 
 
-def test_two_ranks_stay_identical_and_match_one_process() -> None:
-    ranks, single = run_check("dmil", world=2, steps=3)
+@pytest.mark.parametrize("backend", ["vmap", "routed"])
+def test_two_ranks_stay_identical_and_match_one_process(backend: str) -> None:
+    ranks, single = run_check("dmil", world=2, steps=3, backend=backend)
     assert max_difference(ranks[0], ranks[1]) == 0.0  # same all-reduced gradient, same Adam step
     assert max_difference(ranks[0], single) < 1e-5  # only the summation order differs
 

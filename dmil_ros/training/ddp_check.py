@@ -33,12 +33,12 @@ DMIL_OVERRIDES = {
 }  # fmt: skip
 
 
-def _train(method_name: str, steps: int, comm: Comm, seed: int = 0) -> Params:
+def _train(method_name: str, steps: int, comm: Comm, backend: str = "auto", seed: int = 0) -> Params:
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     train_tasks, _ = synthetic.make_tasks(seed)
     demos = {t.name: [synthetic.rollout(t, rng)[0] for _ in range(3)] for t in train_tasks[:6]}
-    method = make_method(method_name, dict(DMIL_OVERRIDES))
+    method = make_method(method_name, {**DMIL_OVERRIDES, "backend": backend})
     model = method.model_config(synthetic.OBS_DIM, synthetic.ACTION_DIM, 3, (32, 32))
     trainer = method.make_trainer(init_params(model, seed), seed, comm)
     d = method.dmil
@@ -48,22 +48,24 @@ def _train(method_name: str, steps: int, comm: Comm, seed: int = 0) -> Params:
     return trainer.current()
 
 
-def _rank_main(rank: int, world: int, store: str, out: str, method: str, steps: int) -> None:
+def _rank_main(rank: int, world: int, store: str, out: str, method: str, steps: int, backend: str) -> None:
     dist.init_process_group("gloo", store=dist.FileStore(store, world), rank=rank, world_size=world)
     try:
-        params = _train(method, steps, Comm.from_group())
+        params = _train(method, steps, Comm.from_group(), backend)
         torch.save(params, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def run_check(method: str = "dmil", world: int = 2, steps: int = 3) -> tuple[list[Params], Params]:
+def run_check(
+    method: str = "dmil", world: int = 2, steps: int = 3, backend: str = "auto"
+) -> tuple[list[Params], Params]:
     """(final parameters of each rank, final parameters of the single-process run)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = str(Path(tmp) / "store")
-        mp.spawn(_rank_main, args=(world, store, tmp, method, steps), nprocs=world, join=True)
+        mp.spawn(_rank_main, args=(world, store, tmp, method, steps, backend), nprocs=world, join=True)
         ranks = [torch.load(Path(tmp) / f"rank{r}.pt") for r in range(world)]
-    return ranks, _train(method, steps, Comm())
+    return ranks, _train(method, steps, Comm(), backend)
 
 
 def max_difference(a: Params, b: Params) -> float:
