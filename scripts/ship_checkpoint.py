@@ -14,10 +14,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
-from dmil_ros.core.data import Normalizer
 from dmil_ros.training.config import load_config
 
 SHIPPED = Path(__file__).resolve().parents[1] / "dmil_ros" / "checkpoints" / "metaworld_ml10"
@@ -33,8 +30,7 @@ def main() -> None:
     args = p.parse_args()
     hierarchy, dmil_cfg, meta = load_checkpoint(args.run / "best")
     if args.normalizer_min_std is not None:
-        n = hierarchy.normalizer
-        floored = Normalizer(n.mean, np.maximum(n.std, args.normalizer_min_std).astype(np.float32))
+        floored = hierarchy.normalizer.with_min_std(args.normalizer_min_std)
         hierarchy = dataclasses.replace(hierarchy, normalizer=floored)
         meta = {**meta, "normalizer_min_std": args.normalizer_min_std}
     recipe = load_config(args.recipe)

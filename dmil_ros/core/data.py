@@ -67,10 +67,12 @@ class Normalizer:
 
     @staticmethod
     def fit(observations: np.ndarray, min_std: float = 1e-2) -> Normalizer:
-        return Normalizer(
-            observations.mean(0).astype(np.float32),
-            np.maximum(observations.std(0), min_std).astype(np.float32),
-        )
+        return Normalizer(observations.mean(0).astype(np.float32), observations.std(0)).with_min_std(min_std)
+
+    def with_min_std(self, min_std: float) -> Normalizer:
+        """The same statistics with each std raised to at least `min_std` (a constant feature would
+        otherwise blow up when it moves)."""
+        return Normalizer(self.mean, np.maximum(self.std, min_std).astype(np.float32))
 
     @staticmethod
     def identity(dim: int) -> Normalizer:

@@ -104,8 +104,9 @@ def task_outer_loss(
 ROUTED_MIN_WIDTH = 128
 
 
-def resolve_backend(backend: Backend, device: torch.device, width: int = ROUTED_MIN_WIDTH) -> str:
-    """`auto`: vmap on accelerators (launch-bound) and for narrow nets; routed on CPU otherwise."""
+def resolve_backend(backend: Backend, device: torch.device, width: int) -> str:
+    """`auto`: vmap on accelerators (launch-bound) and for nets narrower than ROUTED_MIN_WIDTH (the
+    sub-skills' first hidden width); routed on CPU otherwise."""
     if backend == "auto":
         return "routed" if device.type == "cpu" and width >= ROUTED_MIN_WIDTH else "vmap"
     if backend not in ("vmap", "routed"):

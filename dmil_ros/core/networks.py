@@ -65,15 +65,20 @@ def _num_layers(params: Params, prefix: str) -> int:
     return sum(1 for k in params if k.startswith(prefix) and k.endswith(".weight"))
 
 
-def high_logits(high: Params, obs: Tensor) -> Tensor:
-    """(..., obs_dim) -> (..., K) sub-skill logits."""
-    n = _num_layers(high, "high.")
-    h = obs
+def mlp(params: Params, prefix: str, x: Tensor) -> Tensor:
+    """An unstacked ReLU MLP from `{prefix}{i}.weight` / `{prefix}{i}.bias`: (..., in) -> (..., out)."""
+    n = _num_layers(params, prefix)
+    h = x
     for i in range(n):
-        h = torch.nn.functional.linear(h, high[f"high.{i}.weight"], high[f"high.{i}.bias"])
+        h = torch.nn.functional.linear(h, params[f"{prefix}{i}.weight"], params[f"{prefix}{i}.bias"])
         if i < n - 1:
             h = torch.relu(h)
     return h
+
+
+def high_logits(high: Params, obs: Tensor) -> Tensor:
+    """(..., obs_dim) -> (..., K) sub-skill logits."""
+    return mlp(high, "high.", obs)
 
 
 def skill_actions(low: Params, obs: Tensor) -> Tensor:

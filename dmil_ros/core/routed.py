@@ -19,7 +19,7 @@ from torch import Tensor
 
 from dmil_ros.core.config import DMILConfig
 from dmil_ros.core.losses import em_labels, high_level_loss, skill_sq_errors
-from dmil_ros.core.networks import Params, high_logits, split
+from dmil_ros.core.networks import Params, high_logits, mlp, split
 
 if TYPE_CHECKING:
     from dmil_ros.core.dmil import MetaBatch
@@ -46,13 +46,7 @@ def _one_skill(low: Params, k: int) -> Params:
 
 def _skill_mean_error(skill: Params, obs: Tensor, act: Tensor) -> Tensor:
     """Mean squared action error of one (unstacked) sub-skill on its share."""
-    n = len(skill) // 2
-    h = obs
-    for i in range(n):
-        h = torch.nn.functional.linear(h, skill[f"low.{i}.weight"], skill[f"low.{i}.bias"])
-        if i < n - 1:
-            h = torch.relu(h)
-    return (h - act).pow(2).mean()
+    return (mlp(skill, "low.", obs) - act).pow(2).mean()
 
 
 def _stack(skills: list[Params]) -> Params:
