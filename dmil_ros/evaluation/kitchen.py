@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import dmil_ros
 from dmil_ros.baselines.registry import method_class
+from dmil_ros.data.hdf5_dataset import RecordedDemo
 from dmil_ros.envs.kitchen_tasks import SUITE_PREFIX, UNSEEN, UnseenCombo
 from dmil_ros.evaluation.policies import MissingCheckpoint, ResolvedPolicy, checkpoint_present, resolve_policy
 from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE, default_pool_path, load_pool
@@ -164,15 +165,28 @@ def _combo_row(
     }  # fmt: skip
 
 
+def load_kitchen_pool(
+    pool: str | None,
+    tasks: Sequence[str],
+    size: int,
+    horizon: int = HORIZON,
+    pool_seed: int = POOL_SEED,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, list[RecordedDemo]]:
+    """Held-out kitchen demos (`pool`, default data/eval_pool_kitchen_h<H>_seed<S>.hdf5), collected
+    with the kitchen's demo noise and attempt budget where missing."""
+    path = Path(pool) if pool else default_pool_path(horizon, pool_seed, ENV)
+    return load_pool(path, tasks, size, horizon, pool_seed, ENV, noise_std=DEMO_NOISE_STD, workers=workers,
+                     progress=progress, max_attempts=MAX_ATTEMPTS)  # fmt: skip
+
+
 def evaluate_kitchen(policies: Mapping[str, ResolvedPolicy], s: KitchenSettings) -> dict[str, Any]:
     """Table-2 numbers for `policies` (excluded object -> policy); JSON-ready."""
     t0 = time.perf_counter()
     tasks = list(dict.fromkeys(c.task for c in s.combos))
-    pool_path = Path(s.pool) if s.pool else default_pool_path(s.horizon, s.pool_seed, ENV)
-    pool = load_pool(
-        pool_path, tasks, max(s.pool_size, s.shots), s.horizon, s.pool_seed, ENV,
-        noise_std=DEMO_NOISE_STD, workers=s.workers, progress=s.progress, max_attempts=MAX_ATTEMPTS,
-    )  # fmt: skip
+    pool = load_kitchen_pool(s.pool, tasks, max(s.pool_size, s.shots), s.horizon, s.pool_seed, s.workers,
+                             s.progress)  # fmt: skip
     jobs: list[RolloutJob] = []
     adapt: dict[int, list[tuple[float, float, float]]] = {}
     for ci, combo in enumerate(s.combos):

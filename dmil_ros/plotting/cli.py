@@ -110,10 +110,7 @@ def _plot(args: argparse.Namespace) -> dict[str, Path | None]:
             if combo is None:
                 raise ValueError(f"{args.task} is not one of the unseen combinations; pass --checkpoint")
             resolved = kt.resolve_kitchen_policies(None, None, (combo,))[combo.excluded]
-        horizon = kt.HORIZON
-        pool_path = Path(args.pool) if args.pool else default_pool_path(horizon, POOL_SEED, "kitchen")
-        pool = load_pool(pool_path, [args.task], n, horizon, env="kitchen", noise_std=kt.DEMO_NOISE_STD,
-                         max_attempts=kt.MAX_ATTEMPTS)
+        pool = kt.load_kitchen_pool(args.pool, [args.task], n)
     else:
         args.task = args.task or "peg-insert-side-v3"
         resolved = resolve_policy(None, args.checkpoint)
