@@ -219,35 +219,50 @@ def test_adapt_with_corrupt_mcap_says_which(ros: InProcessGraph, checkpoint: Pat
     assert policy._hierarchy is policy._base  # nothing swapped in
 
 
+def hold_adaptation(policy: PolicyNode) -> tuple[threading.Event, threading.Event]:
+    """Make the policy's adaptation worker wait at its start until `release` is set (`entered` tells it
+    got there): overlaps are certain instead of depending on how fast 300 steps run on this machine."""
+    entered, release = threading.Event(), threading.Event()
+    work = policy._adapt
+
+    def held(*args: Any) -> Any:
+        entered.set()
+        release.wait(60)
+        return work(*args)
+
+    policy._adapt = held  # type: ignore[method-assign]
+    return entered, release
+
+
 def test_adapt_while_adapting_is_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
-    start_policy(ros, checkpoint, tmp_path, adapt_steps=300)  # long enough to overlap
+    policy = start_policy(ros, checkpoint, tmp_path)
     ros.add(DemoRecorder, demo_dir=str(tmp_path / "demos"))
     write_demo(tmp_path / "demos", steps=100)
+    entered, release = hold_adaptation(policy)
     results: list[Any] = []
     first = threading.Thread(target=lambda: results.append(ros.probe.call(itf.ADAPT, timeout=120)))
     first.start()
-    time.sleep(0.5)
+    assert entered.wait(30), "the first adaptation never started"
     via_recorder = ros.probe.call(itf.ADAPT, timeout=10)
     via_policy = ros.probe.call(itf.POLICY_ADAPT, timeout=10)
+    release.set()
     first.join(timeout=120)
     for res in (via_recorder, via_policy):
         assert not res.success and "already running" in res.message, res.message
     assert results and results[0].success, results
-    # and the control loop kept running on the old hierarchy meanwhile (state -> command still works)
 
 
 def test_control_continues_during_adaptation(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
-    policy = start_policy(ros, checkpoint, tmp_path, adapt_steps=300)
+    policy = start_policy(ros, checkpoint, tmp_path)
     write_demo(tmp_path / "demos", steps=100)
     old = policy._hierarchy
+    entered, release = hold_adaptation(policy)
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.append(ros.probe.call(itf.POLICY_ADAPT, timeout=120)))
     worker.start()
-    time.sleep(0.3)
+    assert entered.wait(30), "the adaptation never started"
     answered = 0
-    for k in range(20):
-        if not worker.is_alive():
-            break
+    for k in range(5):  # while the adaptation worker is busy
         publish_state(ros.probe, k)
         try:
             ros.probe.wait_until(lambda k=k: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(k))
@@ -255,6 +270,8 @@ def test_control_continues_during_adaptation(ros: InProcessGraph, checkpoint: Pa
             answered += 1
         except TimeoutError:
             pass
+    assert worker.is_alive() and not results  # still adapting
+    release.set()
     worker.join(timeout=120)
     assert answered >= 3, answered
     assert results[0].success and "accepted" in results[0].message, results[0].message

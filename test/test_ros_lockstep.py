@@ -182,7 +182,7 @@ def test_teleop_acts_on_a_reset_with_the_new_goal(manual: Manual) -> None:
 def test_teleop_ignores_a_state_of_the_previous_episode(manual: Manual) -> None:
     from dmil_ros.ros.scripted_teleop import ScriptedTeleop
 
-    teleop = manual.start(ScriptedTeleop, enabled=False, expected_joint_count=10)
+    teleop = manual.start(ScriptedTeleop, enabled=False, expected_joint_count=10, command_subscribers=0)
     manual.probe.watch(itf.TELEOP_TWIST)
     manual.probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO), watch=(itf.TELEOP_TWIST,))
     manual.publish_episode(0, stamp(0))
@@ -197,6 +197,26 @@ def test_teleop_ignores_a_state_of_the_previous_episode(manual: Manual) -> None:
     manual.spin()
     manual.probe.wait_until(lambda: manual.probe.received(itf.TELEOP_TWIST), 5, "the first command")
     assert [stamp_ns(t.header.stamp) for t in manual.probe.received(itf.TELEOP_TWIST)] == [stamp_ns(stamp(5))]
+
+
+def test_teleop_enable_waits_until_its_commands_reach_the_recorder(manual: Manual) -> None:
+    """The e2e demos lost their first commands: the recorder listed the teleop's publisher, but the
+    teleop's writer was not yet matched with the recorder's reader (DDS matching is not symmetric)."""
+    from dmil_ros.ros.scripted_teleop import ScriptedTeleop
+
+    teleop = manual.start(ScriptedTeleop, enabled=False, expected_joint_count=10, command_subscribers=1,
+                          match_timeout=10.0)
+    # The listener appears just now: enabling without the wait would find the writer unmatched.
+    manual.probe.watch(itf.TELEOP_TWIST)
+    manual.probe.watch(itf.TELEOP_GRIPPER)
+    res = teleop._on_enable(SetBool.Request(data=True), SetBool.Response())
+    assert res.success and res.message.endswith("commands reach 1 subscriber(s)"), res.message
+    assert teleop._pub_twist.get_subscription_count() == 1
+
+    teleop._on_enable(SetBool.Request(data=False), SetBool.Response())
+    teleop.p["command_subscribers"], teleop.p["match_timeout"] = 2, 0.2  # (read at start: set by hand)
+    res = teleop._on_enable(SetBool.Request(data=True), SetBool.Response())
+    assert res.success and "not the 2 expected" in res.message, res.message  # enabled, with the reason
 
 
 def stale(m: Manual) -> bool:

@@ -332,6 +332,11 @@ TELEOP_PARAMS = (
     *OBSERVATION_PARAMS,
     ParamSpec("enabled", True, "operate from the start (otherwise call dmil/teleop/enable)"),
     ParamSpec("frame_id", "world", "frame of the published twist"),
+    ParamSpec("command_subscribers", 2,
+              "dmil/teleop/enable waits until the operator command publishers are matched with this many "
+              "subscribers (sim graph: sim_bridge + demo_recorder; 0: don't wait), up to match_timeout",
+              range=(0, 100)),
+    ParamSpec("match_timeout", 5.0, "longest wait for command_subscribers at enable [s]", range=(0.0, 60.0)),
 )
 
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {

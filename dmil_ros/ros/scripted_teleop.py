@@ -6,7 +6,11 @@ teleop/gripper_cmd, i.e. where a spacemouse driver would publish; the recorder r
 expert comes from a MetaWorldEnv of the same task (only its `expert_action` is used). With env=kitchen
 it is the KitchenExpert of the task's sub-tasks (reset at every episode and enable), answering with
 joint velocities on teleop/joint_velocity_cmd (dmil_ros/ros/embodiment.py).
-dmil/teleop/enable (SetBool) starts/stops it; it follows the latched `task` topic.
+dmil/teleop/enable (SetBool) starts/stops it; it follows the latched `task` topic. Enabling first waits
+(up to match_timeout) until the command publishers are matched with `command_subscribers` readers: DDS
+matching is not symmetric, so the recorder can list our publisher while our writer does not yet send to
+it, and the first commands of a demo were lost (the sim, matched earlier, stepped on them). A human
+device driver has no such wait; for it the recorder's "none yet" at record/start is the check.
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ class ScriptedTeleop(Node):
                                   self._on_episode)
         command = self._emb.teleop_command  # metaworld: the twist; kitchen: the joint-velocity JointState
         self._pub_twist = self.create_publisher(command.msg_type, command.name, command.qos)
-        self._pub_gripper = self.create_publisher(itf.TELEOP_GRIPPER.msg_type, itf.TELEOP_GRIPPER.name,
-                                                  itf.TELEOP_GRIPPER.qos)
+        self._pub_gripper = (self.create_publisher(itf.TELEOP_GRIPPER.msg_type, itf.TELEOP_GRIPPER.name,
+                                                   itf.TELEOP_GRIPPER.qos)
+                             if self._emb.twist_command_topics else None)  # (kitchen: in the joint command)
         self.create_service(SetBool, itf.TELEOP_ENABLE.name, self._on_enable)
         state = "enabled" if self._enabled else "disabled (dmil/teleop/enable)"
         self.get_logger().info(f"scripted expert for {self._task} {state}")
@@ -89,7 +94,7 @@ class ScriptedTeleop(Node):
         self._send(*self._emb.action_to_command(action, state.joints.header.stamp, self.p["frame_id"]))
 
     def _send(self, twist: TwistStamped, gripper: Float64 | None) -> None:
-        if gripper is not None:  # (kitchen: the joint command carries the fingers)
+        if gripper is not None and self._pub_gripper is not None:  # (kitchen: the joint command has them)
             self._pub_gripper.publish(gripper)  # gripper first: a lock-step sim steps on the twist
         self._pub_twist.publish(twist)
         self._last_command = (twist, gripper)
@@ -113,7 +118,25 @@ class ScriptedTeleop(Node):
             self._builder.reset()
             self._expert.reset()  # kitchen: the expert's phase machine starts over
 
+    def _matched_subscribers(self) -> int:
+        """Readers every command publisher is matched with (the least of them)."""
+        return min(p.get_subscription_count() for p in (self._pub_twist, self._pub_gripper) if p is not None)
+
+    def _wait_for_subscribers(self) -> str:
+        """Block (bounded) until the commands reach `command_subscribers` readers; a note for the reply.
+        The wait happens in DDS's own threads, so blocking this callback does not hold matching up."""
+        wanted = self.p["command_subscribers"]
+        deadline = time.monotonic() + self.p["match_timeout"]
+        while (matched := self._matched_subscribers()) < wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        note = f"; commands reach {matched} subscriber(s)"
+        if matched < wanted:
+            note += f", not the {wanted} expected (command_subscribers): is the recorder/sim up?"
+            self.get_logger().warning(f"{self._pub_twist.topic_name}{note}")
+        return note
+
     def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        note = self._wait_for_subscribers() if req.data else ""
         self._enabled = bool(req.data)
         self._last_command = None
         if self._enabled and self._builder is not None:
@@ -124,7 +147,7 @@ class ScriptedTeleop(Node):
             if state is not None and state.stamp_ns >= self._episode_start:
                 self._last_acted = state.stamp_ns
                 self._act(state)  # a waiting lock-step sim needs this first command
-        res.success, res.message = True, f"scripted teleop {'enabled' if self._enabled else 'disabled'}"
+        res.success, res.message = True, f"scripted teleop {'enabled' if self._enabled else 'disabled'}{note}"
         self.get_logger().info(res.message)
         return res
 
