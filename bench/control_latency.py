@@ -13,6 +13,7 @@ before the next state was due (or never). The last line printed is JSON:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -91,6 +92,8 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float) -> dict:
         pubs = [probe.publisher(spec) for spec in (itf.GOAL, itf.OBJECT_POSES, itf.JOINT_STATES, itf.EE_POSE)]
         probe.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
                          and probe.node.count_publishers(itf.POLICY_TWIST.name) >= 1, 60, "policy_node")
+        gc.collect()
+        gc.freeze()  # as the nodes do (dmil_ros/ros/runner.py): no ~30 ms full collection while measuring
         period = int(1e9 / rate)
         total = int((warmup + duration) * rate)
         skip = int(warmup * rate)

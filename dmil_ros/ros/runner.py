@@ -1,11 +1,16 @@
 """The `main` every node shares: init, spin, clean exit codes, no traceback for operator mistakes.
 
+Before spinning, the objects built so far (torch, rclpy, the model: ~180k) are moved out of the
+garbage collector's reach with gc.freeze(): they live as long as the node, and a full collection
+over them stalled the control loop for ~30 ms (six 200 Hz cycles); later garbage is still collected.
+
 Exit codes: 0 after a normal shutdown (Ctrl-C, SIGTERM, `rclpy.shutdown`), 2 when the node refuses
 to start (ConfigError: bad parameter, missing checkpoint ...), 1 on an unexpected error.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from collections.abc import Callable
@@ -31,6 +36,8 @@ def run_node(name: str, make_node: Callable[[], Node], argv: list[str] | None = 
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
+        gc.collect()
+        gc.freeze()
         executor.spin()
     except ConfigError as e:
         logger.error(f"refusing to start: {e}")
