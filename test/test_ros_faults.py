@@ -21,6 +21,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from dmil_ros.core.checkpoint import save_checkpoint  # noqa: E402
@@ -325,6 +326,8 @@ def test_policy_process_exits_cleanly_on_bad_start(tmp_path: Path) -> None:
                     "-p", f"checkpoint:={tmp_path / 'nowhere'}"],
         "bad_param": [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args",
                       "-p", "trigger:=sometimes", "-p", "state_timeout:=-1.0"],
+        "bad_task": [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args",
+                     "-p", "task:=no-such-task-v3"],
     }
     procs = {k: subprocess.Popen(v, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for k, v in runs.items()}
@@ -334,6 +337,28 @@ def test_policy_process_exits_cleanly_on_bad_start(tmp_path: Path) -> None:
         assert "Traceback" not in out[k]
     assert "refusing to start" in out["missing"] and "does not exist" in out["missing"]
     assert "trigger='sometimes'" in out["bad_param"] and "state_timeout is outside" in out["bad_param"]
+    assert "refusing to start" in out["bad_task"] and "unknown Meta-World v3 task 'no-such-task-v3'" in out[
+        "bad_task"], out["bad_task"]
+
+
+def test_unknown_task_on_the_topic_refuses_to_drive(ros: InProcessGraph, checkpoint: Path,
+                                                    tmp_path: Path) -> None:
+    """A task name the policy cannot map (sim and policy disagree) stops it driving; it never crashes."""
+    start_policy(ros, checkpoint, tmp_path)
+    task = ros.probe.publisher(itf.TASK)
+    ros.probe.wait_until(lambda: task.get_subscription_count() >= 1, 10, "the policy's task subscription")
+    task.publish(String(data="no-such-task-v3"))
+    reason = "cannot drive task 'no-such-task-v3'"
+    ros.probe.wait_until(lambda: ros.logged(reason), 5, "the task refusal")
+    publish_state(ros.probe, 0)
+    ros.probe.wait_until(lambda: reason in ros.status(), 5, "refusing")
+    assert is_zero(ros.twists()[-1])
+    res = ros.probe.call(itf.POLICY_ADAPT)
+    assert not res.success and reason in res.message, res.message
+    task.publish(String(data=TASK))
+    ros.probe.wait_until(lambda: ros.logged(f"task is now {TASK}"), 5, "the known task")
+    publish_state(ros.probe, 1)
+    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "driving again")
 
 
 # --- recorder crash -------------------------------------------------------------------------------

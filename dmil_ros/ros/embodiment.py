@@ -100,7 +100,13 @@ class MetaWorldEmbodiment:
 
     def mapping(self, task: str, gripper_joint: str = "gripper_opening", gripper_scale: float = 1.0,
                 expected_joint_count: int = 0) -> mwobs.ObservationMapping:
-        return mwobs.ObservationMapping(task, gripper_joint, gripper_scale, expected_joint_count)
+        """ConfigError for a task that is not a Meta-World v3 task (its object layout is unknown)."""
+        mapping = mwobs.ObservationMapping(task, gripper_joint, gripper_scale, expected_joint_count)
+        try:
+            mapping.num_objects  # noqa: B018 (the lookup is the check)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return mapping
 
     def builder(self, mapping: Any) -> mwobs.ObservationBuilder:
         return mwobs.ObservationBuilder(mapping)
@@ -219,7 +225,14 @@ class KitchenEmbodiment:
     recorded_topics = itf.KITCHEN_RECORDED_TOPICS
 
     def mapping(self, task: str, *_: Any, **__: Any) -> KitchenMapping:
-        """The Meta-World mapping parameters (gripper joint, scale, joint count) do not apply."""
+        """The Meta-World mapping parameters (gripper joint, scale, joint count) do not apply.
+        ConfigError for a task that is not sub-tasks joined by '+'."""
+        from dmil_ros.envs.kitchen_tasks import parse_task
+
+        try:
+            parse_task(task)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         return KitchenMapping(task)
 
     def builder(self, mapping: Any) -> KitchenBuilder:

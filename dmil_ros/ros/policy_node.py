@@ -12,6 +12,8 @@ hand-off cost):
   current state, i.e. step the episode with a velocity the policy never chose for it.
 - a state older than the current episode's first state (episode_info start_ns) is a leftover of the
   previous episode (a reset raced the enable) and is not acted on.
+A task the node cannot map (not a task of `env`) is refused at start (exit 2); named on the latched
+`task` topic, it stops the policy driving (zero commands, adaptation refused) until a known one comes.
 A state that cannot be used (wrong-length/NaN joint states, missing object poses, ...) is refused:
 zero velocity, the reason logged and published on dmil/policy/status; the node never crashes on data.
 Outputs: twist + gripper command (gripper first: a lock-step sim steps on the twist), the active
@@ -107,7 +109,8 @@ class PolicyNode(Node):
         self._actor.act(np.zeros(self._emb.obs_dim, np.float32))  # warm-up: the first call allocates
         self._adapted_for: str | None = None
         self._task: str = self.p["task"]
-        self._mapping = self._make_mapping(self._task)
+        self._mapping = self._make_mapping(self._task)  # ConfigError (refuse to start) for an unknown task
+        self._task_error = ""  # set while the latched `task` topic names a task this node cannot map
         self._builder = self._emb.builder(self._mapping)
         self._sync = StateSync()
         self._enabled = bool(self.p["enabled"])
@@ -203,6 +206,9 @@ class PolicyNode(Node):
                      command=self._sync.received_any and not self._lock_step)
 
     def _act(self, state: StateSet, stamp: Any) -> None:
+        if self._task_error:
+            self._refuse(self._task_error, stamp)
+            return
         try:
             robot = self._emb.robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects,
                                                     state.goal)
@@ -253,11 +259,17 @@ class PolicyNode(Node):
     def _on_task(self, msg: String) -> None:
         if msg.data == self._task:
             return
-        self._task = msg.data
-        self._mapping = self._make_mapping(self._task)
-        self._builder = self._emb.builder(self._mapping)
         reverted = self._adapted_for is not None
         self._hierarchy, self._adapted_for = self._base, None
+        self._task = msg.data
+        try:
+            mapping = self._make_mapping(self._task)
+        except itf.ConfigError as e:  # not a task of `env`: refuse to drive until a known one comes
+            self._task_error = f"cannot drive task {self._task!r}: {e}"
+            self.get_logger().error(self._task_error)
+            return
+        self._task_error = ""
+        self._mapping, self._builder = mapping, self._emb.builder(mapping)
         note = "; back to the loaded hierarchy" if reverted else ""
         self.get_logger().info(f"task is now {self._task}{note}")
 
@@ -304,6 +316,10 @@ class PolicyNode(Node):
         """Runs as a coroutine on the executor thread; the work happens in a worker thread meanwhile."""
         if self._adapting:
             res.success, res.message = False, "adaptation already running; try again when it has finished"
+            self.get_logger().warning(res.message)
+            return res
+        if self._task_error:
+            res.success, res.message = False, self._task_error
             self.get_logger().warning(res.message)
             return res
         self._adapting = True
