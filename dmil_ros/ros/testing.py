@@ -151,10 +151,12 @@ class Probe:
         raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
     def close(self) -> None:
+        # The spin thread ends before the node goes: a wait still running on a destroyed node left an
+        # InvalidHandle in a task ("exception was never retrieved ... Destroyable" at exit).
         self.executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=2.0)
 
 
 class InProcessGraph:
@@ -206,9 +208,9 @@ class InProcessGraph:
     def close(self) -> None:
         self.probe.close()
         self.executor.shutdown(timeout_sec=2.0)
+        if self._started:
+            self._thread.join(timeout=2.0)  # before the nodes go (see Probe.close)
         for node in self.nodes:
             getattr(node, "close", lambda: None)()
             node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        if self._started:
-            self._thread.join(timeout=2.0)
