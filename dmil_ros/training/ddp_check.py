@@ -53,6 +53,7 @@ def _rank_main(rank: int, world: int, store: str, out: str, method: str, steps: 
     try:
         params = _train(method, steps, Comm.from_group(), backend)
         torch.save(params, Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # see Comm.close
     finally:
         dist.destroy_process_group()
 

@@ -70,6 +70,9 @@ class Comm:
 
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
+            # Every rank is done before any tears its connections down: a gloo rank whose peer left
+            # mid-exchange dies in std::terminate (SIGABRT, seen in the 2-rank check).
+            dist.barrier()
             dist.destroy_process_group()
 
     @staticmethod
