@@ -139,7 +139,7 @@ def run_episode(
         ex += action
         ex.clip(-1.0, 1.0, out=ex)
         result = env.step(ex)
-        rew_buf[t] = result.info.get("reward", 0.0)
+        rew_buf[t] = result.reward
         t += 1
         if success_step < 0 and result.success:
             success_step = t - 1

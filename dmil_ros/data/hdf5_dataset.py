@@ -155,6 +155,7 @@ class DemoWriter:
                 _log.warning("%s: removing incomplete %s left by an interrupted run", self.path, name)
                 del data[name]
         data.attrs["total"] = len(self._done)
+        self._data = data  # (a path lookup per append costs more than the append's own attributes)
         self._f.flush()
         self._index = open(index_path(self.path), "w")  # kept open for the writer's lifetime
         self._index.write(json.dumps({"format": FORMAT, "env_args": env_args}) + "\n")
@@ -181,7 +182,7 @@ class DemoWriter:
             raise ValueError(f"bad demo shapes: executed {np.shape(executed)}, rewards {np.shape(rewards)}")
         arrays = [np.ascontiguousarray(a, dtype="<f4") for a in (obs, act, executed, rewards)]
         name = f"demo_{self._next}"
-        g = self._f["data"].create_group(name)
+        g = self._data.create_group(name)
         # Contiguous, uncompressed datasets: their bytes sit at a fixed offset, which salvage relies on.
         datasets = {ds: g.create_dataset(ds, data=a) for ds, a in zip(_FLOAT_SETS, arrays, strict=True)}
         dones = np.zeros(n, np.uint8)
@@ -200,7 +201,7 @@ class DemoWriter:
         g.attrs["complete"] = True
         self._done.add(key)
         self._next += 1
-        self._f["data"].attrs["total"] = len(self._done)
+        self._data.attrs["total"] = len(self._done)
         self._f.flush()
         self._index.write(json.dumps(_index_entry(name, attrs, datasets)) + "\n")
         self._index.flush()

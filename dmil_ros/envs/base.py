@@ -35,6 +35,7 @@ class StepResult:
     success: bool  # task solved at this step
     done: bool  # episode over (horizon reached)
     info: dict[str, Any] = field(default_factory=dict)
+    reward: float = 0.0  # the simulator's own reward (recorded with demos; DMIL does not use it)
 
 
 @runtime_checkable

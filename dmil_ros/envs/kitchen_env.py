@@ -169,7 +169,7 @@ class KitchenEnv:
         if self._t >= self._max_steps:
             raise RuntimeError(f"episode over after {self._max_steps} steps; call reset(seed)")
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(ACTION_DIM), -1.0, 1.0)
-        gym_obs, *_ = self._env.step(a)
+        gym_obs, reward, *_ = self._env.step(a)
         self._t += 1
         self._update_completed()
         self._last_obs = self._observe(gym_obs)
@@ -178,6 +178,7 @@ class KitchenEnv:
             success=len(self._completed) == len(self._subtasks),
             done=self._t >= self._max_steps,
             info={"completed": list(self._completed), "n_completed": len(self._completed)},
+            reward=float(reward),
         )
 
     def robot_state(self) -> RobotState:

@@ -280,13 +280,12 @@ class MetaWorldEnv:
         obs, reward, _, _, info = self._env.step(np.asarray(action, dtype=np.float32))
         self._t += 1
         self._last_obs = obs
-        info = dict(info)
-        info["reward"] = float(reward)
         return StepResult(
             observation=obs.astype(np.float32),
             success=bool(info["success"] > 0),
             done=self._t >= self._max_steps,
-            info=info,
+            info=info,  # metaworld's own, fresh every step
+            reward=float(reward),
         )
 
     def robot_state(self) -> RobotState:
