@@ -78,3 +78,23 @@ def test_rollout_video_or_a_clean_skip(run_dir: Path, tmp_path: Path) -> None:
 
 def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:
     assert cli.main(["--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+
+
+def test_kitchen_plot_writes_valid_pngs(tmp_path: Path, capsys) -> None:
+    """`dmil plot --env kitchen` (paper Fig. 3 right) on a shipped kitchen checkpoint, 2 sub-tasks."""
+    import matplotlib.image
+
+    from dmil_ros.evaluation.kitchen import shipped_kitchen_dir
+
+    task = "microwave+kettle"
+    argv = ["--env", "kitchen", "--checkpoint", str(shipped_kitchen_dir() / "no_top_burner"), "--task", task,
+            "--shots", "1", "--tsne-demos", "2", "--pool", str(tmp_path / "pool.hdf5"),
+            "--out", str(tmp_path / "plots"), "--json"]  # fmt: skip
+    assert cli.main(argv) == 0
+    files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(files) == {"skills", "tsne"}
+    for kind in ("skills", "tsne"):
+        path = Path(files[kind])
+        assert path.name == f"{kind}_{task}.png" and path.read_bytes()[:8] == PNG_MAGIC
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
