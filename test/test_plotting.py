@@ -34,19 +34,24 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train(config_from_dict(raw), root / "run", progress=False).run_dir
 
 
-def test_plot_writes_valid_pngs(run_dir: Path, tmp_path: Path, capsys) -> None:
+def assert_figures(stdout: str, task: str) -> None:
+    """The JSON last line names a skills and a t-SNE PNG of `task` that decode and are not blank."""
     import matplotlib.image
 
-    argv = ["--checkpoint", str(run_dir), "--task", "reach-v3", "--shots", "1", "--tsne-demos", "2",
-            "--pool", str(tmp_path / "pool.hdf5"), "--out", str(tmp_path / "plots"), "--json"]  # fmt: skip
-    assert cli.main(argv) == 0
-    files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    files = json.loads(stdout.strip().splitlines()[-1])
     assert set(files) == {"skills", "tsne"}
     for kind in ("skills", "tsne"):
         path = Path(files[kind])
-        assert path.name == f"{kind}_reach-v3.png" and path.read_bytes()[:8] == PNG_MAGIC
+        assert path.name == f"{kind}_{task}.png" and path.read_bytes()[:8] == PNG_MAGIC
         image = matplotlib.image.imread(path)
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0  # decodes, not blank
+
+
+def test_plot_writes_valid_pngs(run_dir: Path, tmp_path: Path, capsys) -> None:
+    argv = ["--checkpoint", str(run_dir), "--task", "reach-v3", "--shots", "1", "--tsne-demos", "2",
+            "--pool", str(tmp_path / "pool.hdf5"), "--out", str(tmp_path / "plots"), "--json"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert_figures(capsys.readouterr().out, "reach-v3")
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # a half-built Renderer
@@ -82,8 +87,6 @@ def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:
 
 def test_kitchen_plot_writes_valid_pngs(tmp_path: Path, capsys) -> None:
     """`dmil plot --env kitchen` (paper Fig. 3 right) on a shipped kitchen checkpoint, 2 sub-tasks."""
-    import matplotlib.image
-
     from dmil_ros.evaluation.kitchen import shipped_kitchen_dir
 
     task = "microwave+kettle"
@@ -91,10 +94,4 @@ def test_kitchen_plot_writes_valid_pngs(tmp_path: Path, capsys) -> None:
             "--shots", "1", "--tsne-demos", "2", "--pool", str(tmp_path / "pool.hdf5"),
             "--out", str(tmp_path / "plots"), "--json"]  # fmt: skip
     assert cli.main(argv) == 0
-    files = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(files) == {"skills", "tsne"}
-    for kind in ("skills", "tsne"):
-        path = Path(files[kind])
-        assert path.name == f"{kind}_{task}.png" and path.read_bytes()[:8] == PNG_MAGIC
-        image = matplotlib.image.imread(path)
-        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+    assert_figures(capsys.readouterr().out, task)
