@@ -3,8 +3,9 @@
 A publisher (this process) sends the four state parts at --rate Hz, each set with a unique stamp; a
 real policy_node process (trigger=state, default-size 512x4 checkpoint unless --checkpoint) answers
 each with a TwistStamped carrying that stamp. Latency = command received - state publishing began,
-both taken on this process's monotonic clock. A cycle is missed when its command did not arrive
-before the next state was due (or never). The last line printed is JSON:
+both taken on this process's monotonic clock. `--echo` answers with bench/echo_node.py instead, which
+has no policy: the rclpy + DDS floor of this machine. A cycle is missed when its command did not
+arrive before the next state was due (or never). The last line printed is JSON:
   {"p50_ms", "p99_ms", "max_ms", "missed_cycles", "lost", "rate_hz", "duration_s", "n", ...}
 
     python bench/control_latency.py --duration 60
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 from dmil_ros.core.checkpoint import save_checkpoint
 from dmil_ros.core.config import ModelConfig
@@ -34,6 +36,11 @@ from dmil_ros.envs.base import RobotState
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.observation import stamp_ns, state_to_msgs
 from dmil_ros.ros.testing import Probe, isolated_ros_env
+
+# No QoS-event handlers on the measuring side's own endpoints: rclpy adds two per endpoint to every
+# executor wait, and that wake-up is inside every measured latency.
+_QUIET_PUB = PublisherEventCallbacks(use_default_callbacks=False)
+_QUIET_SUB = SubscriptionEventCallbacks(use_default_callbacks=False)
 
 
 def bench_state(k: int) -> RobotState:
@@ -67,7 +74,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(duration: float, rate: float, checkpoint: Path, warmup: float) -> dict:
+def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: bool = False) -> dict:
     env = isolated_ros_env()
     demo_dir = tempfile.mkdtemp(prefix="dmil_bench_demos_")
     params = {"checkpoint": checkpoint, "enabled": "true", "trigger": "state", "rate": float(rate),
@@ -75,8 +82,11 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float) -> dict:
     cmd = [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args"]
     for name, value in params.items():
         cmd += ["-p", f"{name}:={value}"]
+    if echo:  # the middleware floor: the same graph answered by a node without a policy
+        cmd = [sys.executable, str(Path(__file__).with_name("echo_node.py")), "--ros-args"]
     policy = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    probe = Probe(int(env["ROS_DOMAIN_ID"]), name="latency_bench")
+    # The measuring side kept light (no parameter services, no QoS-event handlers, see _QUIET_PUB).
+    probe = Probe(int(env["ROS_DOMAIN_ID"]), name="latency_bench", parameter_services=False)
     sent: dict[int, int] = {}
     received: dict[int, int] = {}
     lock = threading.Lock()
@@ -88,8 +98,10 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float) -> dict:
 
     try:
         probe.node.create_subscription(itf.POLICY_TWIST.msg_type, itf.POLICY_TWIST.name, on_command,
-                                       itf.POLICY_TWIST.qos)
-        pubs = [probe.publisher(spec) for spec in (itf.GOAL, itf.OBJECT_POSES, itf.JOINT_STATES, itf.EE_POSE)]
+                                       itf.POLICY_TWIST.qos, event_callbacks=_QUIET_SUB)
+        pubs = [probe.node.create_publisher(spec.msg_type, spec.name, spec.qos,
+                                            event_callbacks=_QUIET_PUB)
+                for spec in (itf.GOAL, itf.OBJECT_POSES, itf.JOINT_STATES, itf.EE_POSE)]
         probe.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
                          and probe.node.count_publishers(itf.POLICY_TWIST.name) >= 1, 60, "policy_node")
         gc.collect()
@@ -153,12 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not measured")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="checkpoint dir (default: a fresh ModelConfig(39, 4, 3) = 512x4, 3 sub-skills)")
+    parser.add_argument("--echo", action="store_true",
+                        help="answer with bench/echo_node.py (no policy): what rclpy + DDS alone cost here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dmil_bench_ckpt_") as tmp:
         default = Hierarchy.initialize(ModelConfig(39, 4, 3))  # the real size: 512x4, 3 sub-skills
         checkpoint = args.checkpoint or save_checkpoint(default, Path(tmp))
-        result = run(args.duration, args.rate, checkpoint, args.warmup)
+        result = run(args.duration, args.rate, checkpoint, args.warmup, args.echo)
     result["checkpoint"] = str(args.checkpoint) if args.checkpoint else "random ModelConfig(39, 4, 3), 512x4"
+    if args.echo:
+        result["checkpoint"] = None
+        result["answered_by"] = "bench/echo_node.py (no policy)"
     result["cpu_count"] = os.cpu_count()
     print(f"{result['n']} states at {args.rate:g} Hz: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
           f"max {result['max_ms']} ms, missed {result['missed_cycles']} (lost {result['lost']})")

@@ -46,10 +46,12 @@ def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
 class Probe:
     """A node in its own context, spun in a background thread; records every watched message."""
 
-    def __init__(self, domain_id: int, name: str = "dmil_test_probe") -> None:
+    def __init__(self, domain_id: int, name: str = "dmil_test_probe",
+                 parameter_services: bool = True) -> None:
+        """`parameter_services=False`: a lighter node (7 fewer services in every executor wait)."""
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node(name, context=self.context)
+        self.node = Node(name, context=self.context, start_parameter_services=parameter_services)
         self.messages: dict[str, list[Any]] = defaultdict(list)
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
