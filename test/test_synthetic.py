@@ -39,3 +39,14 @@ def test_dmil_synthetic_command_recovers_segmentation_and_beats_baselines():
     assert result["segmentation_accuracy"] >= 0.90, result
     assert result["adapted_mse"] < 0.5 * result["unadapted_mse"], result
     assert result["adapted_mse"] < 0.5 * result["bc_scratch_mse"], result
+
+
+def test_extra_draws_report_the_spread_and_keep_the_headline_draw():
+    from dmil_ros.core.synthetic_experiment import SyntheticSettings, run
+
+    result = run(SyntheticSettings(iterations=5, test_rollouts=2, bc_steps=5, extra_draws=2))
+    spread = result["over_draws"]
+    assert spread["draws"] == 3 and len(spread["segmentation_accuracy_per_draw"]) == 3
+    assert spread["segmentation_accuracy_per_draw"][0] == result["segmentation_accuracy"]
+    assert spread["segmentation_accuracy_min"] <= spread["segmentation_accuracy_mean"] <= 1.0
+    assert "over_draws" not in run(SyntheticSettings(iterations=5, test_rollouts=2, bc_steps=5))

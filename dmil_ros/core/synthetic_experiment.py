@@ -16,7 +16,7 @@ from dmil_ros.core import synthetic
 from dmil_ros.core.adaptation import adapt
 from dmil_ros.core.bc import action_mse, new_bc_policy, train_bc
 from dmil_ros.core.config import DMILConfig, ModelConfig, make_dmil_config
-from dmil_ros.core.data import concat_demos
+from dmil_ros.core.data import Demo, concat_demos
 from dmil_ros.core.meta_train import meta_train
 
 
@@ -29,6 +29,9 @@ class SyntheticSettings:
     hidden_sizes: tuple[int, ...] = (64, 64)
     num_skills: int = 3
     bc_steps: int = 500
+    # Extra draws of (adaptation demo, test rollouts) per held-out task, for the spread of the
+    # result over which single demo the model adapts on; draw 0 is the headline result.
+    extra_draws: int = 0
 
 
 def synthetic_dmil_config() -> DMILConfig:
@@ -61,23 +64,47 @@ def run(settings: SyntheticSettings | None = None, dmil_cfg: DMILConfig | None =
     hierarchy = meta_train(demos, model_cfg, cfg, s.iterations, seed=s.seed)
     train_seconds = time.perf_counter() - t0
 
-    seg, adapted, unadapted, scratch = [], [], [], []
-    for i, task in enumerate(held_out):
-        demo, _ = synthetic.rollout(task, rng)
-        tests = [synthetic.rollout(task, rng) for _ in range(s.test_rollouts)]
+    def one_draw(
+        task: synthetic.SyntheticTask, draw_rng: np.random.Generator
+    ) -> tuple[float, float, Demo, list[Demo]]:
+        """(segmentation accuracy, adapted MSE, the demo, the test demos) after adapting on one fresh demo."""
+        demo, _ = synthetic.rollout(task, draw_rng)
+        tests = [synthetic.rollout(task, draw_rng) for _ in range(s.test_rollouts)]
         test_demos = [d for d, _ in tests]
         truth = np.concatenate([labels for _, labels in tests])
         result = adapt(hierarchy, [demo], cfg.adapt)
         obs, _, _ = concat_demos(test_demos)
         _, predicted, _ = result.hierarchy.predict(obs)
-        seg.append(synthetic.segmentation_accuracy(predicted, truth, s.num_skills))
-        adapted.append(action_mse(result.hierarchy, test_demos))
+        seg = synthetic.segmentation_accuracy(predicted, truth, s.num_skills)
+        return seg, action_mse(result.hierarchy, test_demos), demo, test_demos
+
+    seg, adapted, unadapted, scratch = [], [], [], []
+    for i, task in enumerate(held_out):
+        accuracy, mse, demo, test_demos = one_draw(task, rng)
+        seg.append(accuracy)
+        adapted.append(mse)
         unadapted.append(action_mse(hierarchy, test_demos))
         bc = new_bc_policy(
             model_cfg.obs_dim, model_cfg.action_dim, s.hidden_sizes, hierarchy.normalizer, s.seed + i
         )
         bc, _ = train_bc(bc, [demo], s.bc_steps, lr=1e-3, seed=s.seed + i)
         scratch.append(action_mse(bc, test_demos))
+    spread = {}
+    if s.extra_draws > 0:
+        draw_rng = np.random.default_rng([s.seed, 1])  # independent of the headline draw's stream
+        draws = [[one_draw(task, draw_rng)[:2] for task in held_out] for _ in range(s.extra_draws)]
+        per_draw = [float(np.mean(seg))] + [float(np.mean([a for a, _ in d])) for d in draws]
+        spread = {
+            "over_draws": {
+                "draws": len(per_draw),
+                "segmentation_accuracy_mean": float(np.mean(per_draw)),
+                "segmentation_accuracy_min": float(np.min(per_draw)),
+                "segmentation_accuracy_per_draw": per_draw,
+                "adapted_mse_mean": float(
+                    np.mean([np.mean(adapted), *(np.mean([m for _, m in d]) for d in draws)])
+                ),
+            }
+        }
     return {
         "segmentation_accuracy": float(np.mean(seg)),
         "adapted_mse": float(np.mean(adapted)),
@@ -94,4 +121,5 @@ def run(settings: SyntheticSettings | None = None, dmil_cfg: DMILConfig | None =
         "total_seconds": round(time.perf_counter() - t0, 2),
         "settings": asdict(s),
         "adapt": asdict(cfg.adapt),
+        **spread,
     }
