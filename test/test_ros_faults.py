@@ -84,7 +84,8 @@ def start_policy(ros: InProcessGraph, checkpoint: Path, tmp_path: Path, **params
     defaults = {"checkpoint": str(checkpoint), "demo_dir": str(tmp_path / "demos"), "enabled": True,
                 "state_timeout": 0.3, "rate": 50.0, "expected_joint_count": 10}
     node = ros.add(PolicyNode, **{**defaults, **params})
-    ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_TWIST, itf.POLICY_STATUS))
+    ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_TWIST, itf.POLICY_STATUS),
+                           readers=(node,))
     return node
 
 

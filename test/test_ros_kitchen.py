@@ -182,9 +182,9 @@ def joint_command(stamp: Time, velocity: dict[str, float]) -> JointState:
 
 
 def test_sim_bridge_publishes_the_kitchen_and_executes_joint_velocities(ros: InProcessGraph) -> None:
-    ros.add(SimBridge, env="kitchen", task=TASK, lock_step=True)
+    bridge = ros.add(SimBridge, env="kitchen", task=TASK, lock_step=True)
     ros.probe.wait_matched(publish=(itf.TELEOP_JOINT_VELOCITY, itf.POLICY_JOINT_VELOCITY),
-                           watch=(itf.JOINT_STATES,), timeout=20)
+                           watch=(itf.JOINT_STATES,), timeout=20, readers=(bridge,))
     ros.probe.wait_until(lambda: ros.probe.received(itf.OBJECT_POSES) and ros.probe.received(itf.GOAL), 10,
                          "the first state")
     first = distinct_states(ros)[-1]
@@ -240,10 +240,10 @@ def publish_kitchen_state(probe: Probe, k: int, mutate: Any = None) -> None:
 
 def test_policy_node_drives_joint_velocities_and_refuses_bad_states(ros: InProcessGraph, checkpoint: Path,
                                                                      tmp_path: Path) -> None:
-    ros.add(PolicyNode, env="kitchen", task=TASK, checkpoint=str(checkpoint), enabled=True,
-            demo_dir=str(tmp_path / "demos"), state_timeout=0.3, expected_joint_count=10)
+    policy = ros.add(PolicyNode, env="kitchen", task=TASK, checkpoint=str(checkpoint), enabled=True,
+                     demo_dir=str(tmp_path / "demos"), state_timeout=0.3, expected_joint_count=10)
     ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_JOINT_VELOCITY, itf.POLICY_STATUS),
-                           timeout=20)
+                           timeout=20, readers=(policy,))
 
     def commands_for(k: int) -> list[Any]:
         return [c for c in ros.probe.received(itf.POLICY_JOINT_VELOCITY)

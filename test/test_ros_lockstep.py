@@ -80,6 +80,11 @@ class Manual:
         self.executor.add_node(self.node)
         return self.node
 
+    def wait_matched(self, publish: tuple = (), watch: tuple = ()) -> None:
+        """The probe's endpoints matched, on the node's side too (its subscriptions know the probe's
+        writers: without that a state published now can be lost, see Probe.wait_matched)."""
+        self.probe.wait_matched(publish=publish, watch=watch, readers=(self.node,))
+
     def spin(self, seconds: float = 0.3) -> None:
         """Let DDS deliver for `seconds` without running callbacks, then run everything that is ready."""
         time.sleep(seconds)
@@ -125,7 +130,7 @@ def manual() -> Iterator[Manual]:
 def test_recorder_stop_keeps_messages_the_executor_had_not_taken(manual: Manual, tmp_path: Path) -> None:
     rec = manual.start(DemoRecorder, demo_dir=str(tmp_path / "demos"))
     inputs = (*itf.STATE_TOPICS, itf.TELEOP_TWIST, itf.TELEOP_GRIPPER)
-    manual.probe.wait_matched(publish=inputs)
+    manual.wait_matched(publish=inputs)
     subs = [sub for spec, sub in rec._subs if spec in inputs]
     manual.probe.wait_until(lambda: all(sub.get_publisher_count() for sub in subs), 10, "the recorder's side")
     manual.publish_state(-1, np.array([0.1, 0.8, 0.2]))  # the robot's idle state: the streams are live
@@ -152,7 +157,7 @@ def test_recorder_stop_keeps_messages_the_executor_had_not_taken(manual: Manual,
 
 def test_recorder_start_names_inputs_without_publishers(manual: Manual, tmp_path: Path) -> None:
     rec = manual.start(DemoRecorder, demo_dir=str(tmp_path / "demos"))
-    manual.probe.wait_matched(publish=(itf.TELEOP_TWIST, itf.TELEOP_GRIPPER))  # the device, no robot
+    manual.wait_matched(publish=(itf.TELEOP_TWIST, itf.TELEOP_GRIPPER))  # the device, no robot
     manual.probe.wait_until(lambda: rec._twist_sub.get_publisher_count(), 10, "the recorder's side")
     res = rec._on_start(Trigger.Request(), Trigger.Response())
     assert res.success, res.message
@@ -164,7 +169,7 @@ def test_teleop_acts_on_a_reset_with_the_new_goal(manual: Manual) -> None:
 
     manual.start(ScriptedTeleop, enabled=True, expected_joint_count=10)
     manual.probe.watch(itf.TELEOP_TWIST)
-    manual.probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO), watch=(itf.TELEOP_TWIST,))
+    manual.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO), watch=(itf.TELEOP_TWIST,))
     right, left = HAND + [0.2, 0.2, 0.0], HAND + [-0.2, 0.2, 0.0]
     manual.publish_episode(0, stamp(0))
     manual.publish_state(0, right)
@@ -184,7 +189,7 @@ def test_teleop_ignores_a_state_of_the_previous_episode(manual: Manual) -> None:
 
     teleop = manual.start(ScriptedTeleop, enabled=False, expected_joint_count=10, command_subscribers=0)
     manual.probe.watch(itf.TELEOP_TWIST)
-    manual.probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO), watch=(itf.TELEOP_TWIST,))
+    manual.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO), watch=(itf.TELEOP_TWIST,))
     manual.publish_episode(0, stamp(0))
     manual.publish_state(3, HAND + [0.2, 0.2, 0.0])  # the end of episode 0
     manual.spin()
@@ -231,7 +236,7 @@ def test_policy_watchdog_does_not_step_a_lock_step_sim(manual: Manual, tmp_path:
                           state_timeout=0.1, rate=50.0, expected_joint_count=10)
     for spec in (itf.POLICY_TWIST, itf.POLICY_STATUS):
         manual.probe.watch(spec)
-    manual.probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO),
+    manual.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO),
                               watch=(itf.POLICY_TWIST, itf.POLICY_STATUS))
     manual.publish_episode(0, stamp(0), lock_step=True)
     manual.publish_state(0, np.array([0.1, 0.8, 0.2]))

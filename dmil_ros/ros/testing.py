@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
@@ -81,13 +81,20 @@ class Probe:
         self._subscriptions[topic] = sub
 
     def wait_matched(self, publish: tuple[TopicSpec, ...] = (), watch: tuple[TopicSpec, ...] = (),
-                     timeout: float = 10.0) -> None:
-        """Until the DDS endpoints are matched both ways: messages published from now on are delivered
-        (reliable QoS), and watched topics have their publishers connected."""
+                     timeout: float = 10.0, readers: Sequence[Node] = ()) -> None:
+        """Until the DDS endpoints are matched: published topics have a reader, watched topics have
+        their publishers connected, and every subscription of `readers` (in-process nodes) to a published
+        topic has matched a publisher on *its* side. Matching is not symmetric: a writer can list a
+        reader whose side does not know the writer yet, and that reader drops what comes meanwhile
+        (a volatile reader never gets it back); checking both sides makes delivery certain from now on."""
         pubs = [self.publisher(spec) for spec in publish]
         subs = [self._subscriptions[spec.name] for spec in watch]
+        topics = {p.topic_name for p in pubs}
+        reader_subs = [s for node in readers for s in node.subscriptions if s.topic_name in topics]
         self.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
-                        and all(s.get_publisher_count() >= 1 for s in subs), timeout, "matched endpoints")
+                        and all(s.get_publisher_count() >= 1 for s in subs)
+                        and all(s.get_publisher_count() >= 1 for s in reader_subs),
+                        timeout, "matched endpoints")
 
     def received(self, spec_or_name: TopicSpec | str) -> list[Any]:
         name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.name
