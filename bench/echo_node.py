@@ -1,9 +1,9 @@
 """The middleware floor for bench/control_latency.py: a node that only answers each state with a twist.
 
-Same topics, QoS, executor and GC treatment as policy_node, no policy: it takes the four state parts
-and, once joint_states, ee_pose and object_poses of one stamp are in, publishes an empty TwistStamped
-with that stamp. `control_latency.py --echo` measures it in place of policy_node, which separates what
-rclpy + Fast DDS cost on this machine from what the policy adds.
+Same topics, QoS, executor, state assembly (StateSync) and GC treatment as policy_node, no policy:
+once the four state parts of a new stamp are in, it publishes an empty TwistStamped with that stamp.
+`control_latency.py --echo` measures it in place of policy_node, which separates what rclpy + Fast DDS
+cost on this machine from what the policy adds.
 
     python bench/echo_node.py --ros-args   # started by control_latency.py --echo
 """
@@ -19,19 +19,22 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from dmil_ros.ros import interfaces as itf
-from dmil_ros.ros.observation import stamp_ns
+from dmil_ros.ros.state_sync import StateSync
 
 
 def main() -> int:
     rclpy.init(args=sys.argv)
     node = Node("policy_node")  # parameter services as on the real node: they are in its wait set too
     pub = node.create_publisher(TwistStamped, itf.POLICY_TWIST.name, itf.POLICY_TWIST.qos)
-    stamps: dict[str, int] = {}
-    synced = {spec.name for spec in (itf.JOINT_STATES, itf.EE_POSE, itf.OBJECT_POSES)}
+    sync = StateSync()  # as policy_node with trigger=state: act once per new complete stamp
+    last_acted: int | None = None
 
     def on_part(role: str, msg) -> None:
-        stamps[role] = stamp_ns(msg.header.stamp)
-        if role in synced and len({stamps.get(r) for r in synced}) == 1:
+        nonlocal last_acted
+        sync.update(role, msg, 0.0)
+        state = sync.exact()
+        if state is not None and state.stamp_ns != last_acted:
+            last_acted = state.stamp_ns
             out = TwistStamped()
             out.header.stamp = msg.header.stamp
             pub.publish(out)
