@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from dmil_ros.core.config import AdaptConfig, DMILConfig, ModelConfig
-from dmil_ros.core.data import Demo
+from dmil_ros.core.data import Demo, Normalizer
 from dmil_ros.core.dmil import MetaBatch
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params
@@ -84,6 +84,17 @@ class Method(ABC):
 
     def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
         raise ValueError(f"method {self.name!r} has nothing to train")
+
+    def initial_params(
+        self,
+        params: Params,
+        demos_by_task: Mapping[str, Sequence[Demo]],
+        normalizer: Normalizer,
+        model_cfg: ModelConfig,
+        seed: int,
+    ) -> tuple[Params, dict[str, float]]:
+        """The parameters training starts from (and diagnostics); default: `params` unchanged."""
+        return params, {}
 
     @abstractmethod
     def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dmil_ros.baselines.base import Adaptation, Method, Trainer
 from dmil_ros.core.adaptation import adapt
-from dmil_ros.core.data import Demo
+from dmil_ros.core.config import ModelConfig
+from dmil_ros.core.data import Demo, Normalizer
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params
+from dmil_ros.core.warm_start import warm_start_skills
 from dmil_ros.training.distributed import Comm, DistributedDMILTrainer
 
 
@@ -17,6 +19,19 @@ class DMILMethod(Method):
 
     def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
         return DistributedDMILTrainer(params, self.dmil, comm)
+
+    def initial_params(
+        self,
+        params: Params,
+        demos_by_task: Mapping[str, Sequence[Demo]],
+        normalizer: Normalizer,
+        model_cfg: ModelConfig,
+        seed: int,
+    ) -> tuple[Params, dict[str, float]]:
+        """The sub-skill warm start when `dmil.skill_warm_start_steps` > 0 (core/warm_start.py).
+
+        Every rank computes it on the same full demo set with the same seed, so all start equal."""
+        return warm_start_skills(params, demos_by_task, normalizer, model_cfg, self.dmil, seed)
 
     def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:
         if policy is None:

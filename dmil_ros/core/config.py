@@ -79,6 +79,17 @@ class DMILConfig:
     revive_dead_skills: bool = True
     dead_skill_share: float = 0.02
     dead_skill_patience: int = 50
+    # Optional schedule around hard EM's local optima (core/warm_start.py); both off by default.
+    # Before meta-training, fit the sub-skills as a hard-EM mixture of regressions on the pooled
+    # demos (Adam steps per restart; the restart with the lowest EM loss is kept).
+    skill_warm_start_steps: int = 0
+    skill_warm_start_restarts: int = 4
+    skill_warm_start_lr: float = 1e-3
+    skill_warm_start_batch: int = 512
+    # For the first `high_first_iterations` meta-iterations only the high level's meta-gradient is
+    # applied: warm-started sub-skills would otherwise be re-fitted to the routing of a high level
+    # that cannot adapt yet and lose their separation. Every later iteration updates both together.
+    high_first_iterations: int = 0
     # How meta-gradients are computed (same maths): "vmap" vectorises tasks (every sub-skill on every
     # state, masked), "routed" loops over tasks and sends states through their routed sub-skill only.
     # "auto": routed on CPU (FLOP-bound: 1/K of the sub-skill work), vmap on accelerators.
@@ -97,6 +108,12 @@ class DMILConfig:
             raise ValueError("the continuity loss needs window_length >= 2")
         if self.inner_lr_high < 0 or self.inner_lr_low < 0 or not self.outer_lr > 0:
             raise ValueError("inner learning rates must be >= 0 and outer_lr > 0")
+        if self.skill_warm_start_steps < 0 or self.high_first_iterations < 0:
+            raise ValueError("skill_warm_start_steps and high_first_iterations must be >= 0")
+        if self.skill_warm_start_restarts < 1 or self.skill_warm_start_batch < 1:
+            raise ValueError("skill_warm_start_restarts and skill_warm_start_batch must be >= 1")
+        if not self.skill_warm_start_lr > 0:
+            raise ValueError("skill_warm_start_lr must be > 0")
         if isinstance(self.adapt, dict):
             object.__setattr__(self, "adapt", AdaptConfig(**self.adapt))
 

@@ -147,6 +147,7 @@ class DMILTrainer:
         self.share_ema = torch.full((k,), 1.0 / k)
         self.starved = torch.zeros(k, dtype=torch.long)
         self.revived = 0
+        self.iterations = 0  # optimiser steps taken (for `high_first_iterations`)
 
     def step(self, batch: MetaBatch) -> dict[str, float]:
         grads, aux = meta_gradients({k: v.detach() for k, v in self.params.items()}, batch, self.cfg)
@@ -157,10 +158,14 @@ class DMILTrainer:
 
         Split from `step` so that a distributed trainer can average `grads`/`aux` across ranks first.
         """
+        high_only = self.iterations < self.cfg.high_first_iterations
         for name, p in self.params.items():
-            p.grad = grads[name]
+            # No gradient at all (not a zero one) keeps a held sub-skill out of Adam's moments, so
+            # its first real step is an ordinary first Adam step.
+            p.grad = None if high_only and name.startswith("low.") else grads[name]
         self.optimizer.step()  # one step: high level and sub-skills move together
         self.optimizer.zero_grad(set_to_none=True)
+        self.iterations += 1
         aux = dict(aux)
         share = aux.pop("skill_share").detach().cpu()
         if self.cfg.revive_dead_skills:

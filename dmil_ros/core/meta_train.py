@@ -11,6 +11,7 @@ from dmil_ros.core.data import Demo, Normalizer, WindowSampler, concat_demos
 from dmil_ros.core.dmil import DMILTrainer
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import init_params
+from dmil_ros.core.warm_start import warm_start_skills
 
 
 def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]], min_std: float = 1e-2) -> Normalizer:
@@ -37,7 +38,9 @@ def meta_train(
     sampler = WindowSampler(
         demos_by_task, normalizer, dmil_cfg.window_length, dmil_cfg.windows_per_batch, seed
     )
-    trainer = DMILTrainer(init_params(model_cfg, seed, device), dmil_cfg)
+    params = init_params(model_cfg, seed, device)
+    params, _ = warm_start_skills(params, demos_by_task, normalizer, model_cfg, dmil_cfg, seed)
+    trainer = DMILTrainer(params, dmil_cfg)
     for it in range(iterations):
         metrics = trainer.step(sampler.sample(dmil_cfg.tasks_per_batch).to(device))
         if callback is not None:

@@ -183,6 +183,13 @@ def _train(
     else:
         params = init_params(model_cfg, cfg.seed, device)
         normalizer = fit_normalizer(train_demos, cfg.data.normalizer_min_std)
+        t0 = time.perf_counter()
+        params, warm = method.initial_params(params, train_demos, normalizer, model_cfg, cfg.seed)
+        if warm:
+            log.scalars("warm_start", warm, 0)
+            _log.info("sub-skill warm start (%.1f s): EM loss %.5g (restarts: %s)",
+                      time.perf_counter() - t0, warm["warm_start_em_loss"],
+                      ", ".join(f"{v:.4g}" for k, v in warm.items() if k != "warm_start_em_loss"))
     trainer = method.make_trainer(params, cfg.seed, comm)
     dm = method.dmil
     sampler = WindowSampler(train_demos, normalizer, dm.window_length, dm.windows_per_batch, cfg.seed)
