@@ -115,7 +115,7 @@ def test_wrong_length_joint_states_are_refused(ros: InProcessGraph, checkpoint: 
     refused = drive_then_break(ros, drop_one)
     assert all(is_zero(t) for t in refused)
     reason = "joint_states has 10 names but 9 positions"
-    ros.probe.wait_until(lambda: reason in ros.status() and ros.logged(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
 
 
 def test_nan_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_nan_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp
         js.position = [float("nan")] + list(js.position)[1:]
 
     assert all(is_zero(t) for t in drive_then_break(ros, nan))
-    ros.probe.wait_until(lambda: "NaN" in ros.status() and ros.logged("NaN"), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said("NaN") and ros.logged("NaN"), 5, "the reason")
 
 
 def test_empty_object_poses_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_empty_object_poses_are_refused(ros: InProcessGraph, checkpoint: Path, t
 
     assert all(is_zero(t) for t in drive_then_break(ros, no_objects))
     reason = "object_poses has 0 poses, task reach-v3 needs 1"
-    ros.probe.wait_until(lambda: reason in ros.status() and ros.logged(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
 
 
 def test_never_published_object_poses_give_zero_commands(ros: InProcessGraph, checkpoint: Path,
@@ -352,7 +352,7 @@ def test_unknown_task_on_the_topic_refuses_to_drive(ros: InProcessGraph, checkpo
     reason = "cannot drive task 'no-such-task-v3'"
     ros.probe.wait_until(lambda: ros.logged(reason), 5, "the task refusal")
     publish_state(ros.probe, 0)
-    ros.probe.wait_until(lambda: reason in ros.status(), 5, "refusing")
+    ros.probe.wait_until(lambda: ros.said(reason), 5, "refusing")
     assert is_zero(ros.twists()[-1])
     res = ros.probe.call(itf.POLICY_ADAPT)
     assert not res.success and reason in res.message, res.message

@@ -263,13 +263,13 @@ def test_policy_node_drives_joint_velocities_and_refuses_bad_states(ros: InProce
     refused = ros.probe.wait_until(lambda: commands_for(3), 5, "the refusal")
     assert all(v == 0.0 for c in refused for v in c.velocity)
     reason = "joint_states has 22 joints"
-    ros.probe.wait_until(lambda: reason in ros.status() and ros.logged(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
 
     def nan(js: Any) -> None:
         js.position = [float("nan")] + list(js.position)[1:]
 
     publish_kitchen_state(ros.probe, 4, nan)
-    ros.probe.wait_until(lambda: "NaN" in ros.status(), 5, "the NaN refusal")
+    ros.probe.wait_until(lambda: ros.said("NaN"), 5, "the NaN refusal")
     publish_kitchen_state(ros.probe, 5)  # and it drives again
     ros.probe.wait_until(lambda: commands_for(5) and ros.status() == "driving", 5, "recovery")
     assert any(v != 0.0 for v in commands_for(5)[0].velocity)

@@ -206,6 +206,12 @@ class InProcessGraph:
         msgs = self.probe.received(itf.POLICY_STATUS)
         return msgs[-1].data if msgs else ""
 
+    def said(self, text: str) -> bool:
+        """Whether any dmil/policy/status so far contained `text` (watch it first). A refusal's status
+        is soon replaced (the watchdog's "stale state" follows once no good state comes), so a
+        check that needs it together with the log line must not look at the latest status only."""
+        return any(text in m.data for m in self.probe.received(itf.POLICY_STATUS))
+
     def logged(self, text: str) -> bool:
         """Whether any node logged `text` (seen on /rosout)."""
         return any(text in m.msg for m in self.probe.received(ROSOUT.name))
