@@ -5,7 +5,12 @@ real policy_node process (trigger=state, default-size 512x4 checkpoint unless --
 each with a TwistStamped carrying that stamp. Latency = command received - state publishing began,
 both taken on this process's monotonic clock. `--echo` answers with bench/echo_node.py instead, which
 has no policy: the rclpy + DDS floor of this machine. A cycle is missed when its command did not
-arrive before the next state was due (or never). The last line printed is JSON:
+arrive before the next state was due (or never).
+
+By default both sides run SCHED_FIFO at priority 50 (`--realtime-priority`; the policy node's
+`realtime_priority` parameter as config/hardware.yaml deploys it, and this process standing in for a
+robot driver, which runs real-time as ros2_control does); `--realtime-priority 0` measures both on
+the normal scheduler. The JSON says what each side got (`schedulers`). The last line printed is JSON:
   {"p50_ms", "p99_ms", "max_ms", "missed_cycles", "lost", "rate_hz", "duration_s", "n", ...}
 
     python bench/control_latency.py --duration 60
@@ -35,6 +40,7 @@ from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.envs.base import RobotState
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.observation import stamp_ns, state_to_msgs
+from dmil_ros.ros.realtime import current_policy, normal_priority, set_realtime_priority
 from dmil_ros.ros.testing import Probe, isolated_ros_env
 
 # No QoS-event handlers on the measuring side's own endpoints: rclpy adds two per endpoint to every
@@ -74,16 +80,28 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: bool = False) -> dict:
+def _scheduler_of(pid: int) -> str:
+    try:
+        if os.sched_getscheduler(pid) == os.SCHED_FIFO:
+            return f"fifo:{os.sched_getparam(pid).sched_priority}"
+    except OSError:
+        return "unknown"
+    return "other"
+
+
+def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: bool = False,
+        priority: int = 0) -> dict:
     env = isolated_ros_env()
     demo_dir = tempfile.mkdtemp(prefix="dmil_bench_demos_")
     params = {"checkpoint": checkpoint, "enabled": "true", "trigger": "state", "rate": float(rate),
-              "state_timeout": 1.0, "expected_joint_count": 10, "demo_dir": demo_dir, "torch_threads": 1}
+              "state_timeout": 1.0, "expected_joint_count": 10, "demo_dir": demo_dir, "torch_threads": 1,
+              "realtime_priority": priority}
     cmd = [sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args"]
     for name, value in params.items():
         cmd += ["-p", f"{name}:={value}"]
     if echo:  # the middleware floor: the same graph answered by a node without a policy
-        cmd = [sys.executable, str(Path(__file__).with_name("echo_node.py")), "--ros-args"]
+        cmd = [sys.executable, str(Path(__file__).with_name("echo_node.py")), "--ros-args",
+               "-p", f"realtime_priority:={priority}"]
     policy = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # The measuring side kept light (no parameter services, no QoS-event handlers, see _QUIET_PUB).
     probe = Probe(int(env["ROS_DOMAIN_ID"]), name="latency_bench", parameter_services=False)
@@ -104,6 +122,8 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
                 for spec in (itf.GOAL, itf.OBJECT_POSES, itf.JOINT_STATES, itf.EE_POSE)]
         probe.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
                          and probe.node.count_publishers(itf.POLICY_TWIST.name) >= 1, 60, "policy_node")
+        # The measuring side stands in for a robot driver, which runs real-time too (ros2_control).
+        bench_problem = set_realtime_priority(priority)
         gc.collect()
         gc.freeze()  # as the nodes do (dmil_ros/ros/runner.py): no ~30 ms full collection while measuring
         period = int(1e9 / rate)
@@ -128,7 +148,9 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
                 sent[stamp_ns(stamp)] = start
         time.sleep(0.5)  # stragglers
         cpu_per_state = (_cpu_seconds(policy.pid) - cpu_start) / max(total - skip, 1) if cpu_start else None
+        schedulers = {"node": _scheduler_of(policy.pid), "bench": current_policy()}
     finally:
+        normal_priority(*(int(t) for t in os.listdir("/proc/self/task")))
         probe.close()
         policy.send_signal(signal.SIGINT)
         try:
@@ -152,6 +174,9 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
         "late_publishes": late_publishes,
         "policy_cpu_ms_per_state": round(cpu_per_state * 1e3, 3) if cpu_per_state else None,
         "loadavg_1min": round(os.getloadavg()[0], 2),
+        "realtime_priority": priority,
+        "schedulers": schedulers,
+        "bench_realtime_problem": bench_problem,
         "rate_hz": rate,
         "duration_s": duration,
         "n": len(sent),
@@ -165,13 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not measured")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="checkpoint dir (default: a fresh ModelConfig(39, 4, 3) = 512x4, 3 sub-skills)")
+    parser.add_argument("--realtime-priority", type=int, default=50,
+                        help="SCHED_FIFO priority of the policy node (its realtime_priority parameter, as "
+                        "config/hardware.yaml deploys it) and of this measuring side; 0: normal scheduler")
     parser.add_argument("--echo", action="store_true",
                         help="answer with bench/echo_node.py (no policy): what rclpy + DDS alone cost here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dmil_bench_ckpt_") as tmp:
         default = Hierarchy.initialize(ModelConfig(39, 4, 3))  # the real size: 512x4, 3 sub-skills
         checkpoint = args.checkpoint or save_checkpoint(default, Path(tmp))
-        result = run(args.duration, args.rate, checkpoint, args.warmup, args.echo)
+        result = run(args.duration, args.rate, checkpoint, args.warmup, args.echo, args.realtime_priority)
     result["checkpoint"] = str(args.checkpoint) if args.checkpoint else "random ModelConfig(39, 4, 3), 512x4"
     if args.echo:
         result["checkpoint"] = None

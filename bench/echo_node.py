@@ -19,6 +19,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from dmil_ros.ros import interfaces as itf
+from dmil_ros.ros.realtime import set_realtime_priority
 from dmil_ros.ros.state_sync import StateSync
 
 
@@ -40,6 +41,10 @@ def main() -> int:
             pub.publish(out)
 
     itf.subscribe_robot_state(node, "reliable", on_part, lambda _m: None, lambda _m: None)
+    priority = node.declare_parameter("realtime_priority", 0).value  # as policy_node's parameter
+    problem = set_realtime_priority(priority)
+    if problem:
+        node.get_logger().warning(f"realtime_priority {priority} not set: {problem}")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     gc.collect()

@@ -418,3 +418,20 @@ def test_max_demos_is_dynamic_and_checked(ros: InProcessGraph, checkpoint: Path,
     for bad in (Parameter("max_demos", value=0), Parameter("checkpoint", value="elsewhere")):
         assert not policy.set_parameters([bad])[0].successful
     assert policy.p["max_demos"] == 1
+
+
+def test_realtime_priority_without_permission_is_logged_and_the_node_drives(
+        ros: InProcessGraph, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No rtprio permission (the usual case for a normal user): a warning with the reason, then the
+    node drives on the normal scheduler. (Really raising this test process is left to
+    test_ros_realtime.py, which restores it.)"""
+    from dmil_ros.ros import policy_node
+
+    asked: list[int] = []
+    monkeypatch.setattr(policy_node, "set_realtime_priority",
+                        lambda priority: asked.append(priority) or "no permission for SCHED_FIFO")
+    start_policy(ros, checkpoint, tmp_path, realtime_priority=5)
+    assert asked == [5]
+    ros.probe.wait_until(lambda: ros.logged("realtime_priority 5 not set: no permission"), 5, "the warning")
+    publish_state(ros.probe, 0)
+    ros.probe.wait_until(lambda: ros.twists() and ros.status() == "driving", 5, "driving")

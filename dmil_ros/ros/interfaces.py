@@ -316,6 +316,9 @@ POLICY_PARAMS = (
     ParamSpec("adapt_lr", 0.0, "adaptation step size of both levels; 0: the checkpoint's adapt config",
               range=(0.0, 10.0)),
     ParamSpec("torch_threads", 1, "torch intra-op threads (1 keeps control latency low)", range=(1, 256)),
+    ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads (Linux; needs root, "
+              "CAP_SYS_NICE or an rtprio limit; adaptation runs at normal priority); 0: normal "
+              "scheduler. If it cannot be set the node logs why and runs normally", range=(0, 99)),
 )
 
 RECORDER_PARAMS = (

@@ -57,6 +57,7 @@ from dmil_ros.ros.checkpoint_path import resolve_checkpoint
 from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.mcap_io import DemoFileError, demo_from_mcap, list_demos, task_dir
 from dmil_ros.ros.observation import ObservationMapping, StateError
+from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
 
@@ -150,6 +151,13 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"loaded {self._checkpoint} ({cfg.num_skills} sub-skills, hidden {list(cfg.hidden_sizes)}); "
             f"task {self._task}, trigger={self.p['trigger']}, {'enabled' if self._enabled else 'disabled'}")
+        priority = self.p["realtime_priority"]
+        if priority > 0:
+            problem = set_realtime_priority(priority)
+            if problem:
+                self.get_logger().warning(f"realtime_priority {priority} not set: {problem}")
+            else:
+                self.get_logger().info(f"threads run SCHED_FIFO at priority {priority}")
 
     # The control loop acts through an Actor (the weights copied into numpy, dmil_ros/ros/actor.py: a
     # third of Hierarchy.act's time for one state); assigning _hierarchy swaps the actor with it, one
@@ -328,6 +336,7 @@ class PolicyNode(Node):
         wake = self.create_guard_condition(lambda: None)  # wakes the executor when the worker is done
 
         def work() -> None:
+            normal_priority()  # seconds of CPU: never at the control loop's real-time priority
             try:
                 outcome = self._adapt(task, mapping)
             except Exception as e:  # the service must answer whatever goes wrong
