@@ -80,15 +80,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _scheduler_of(pid: int) -> str:
-    try:
-        if os.sched_getscheduler(pid) == os.SCHED_FIFO:
-            return f"fifo:{os.sched_getparam(pid).sched_priority}"
-    except OSError:
-        return "unknown"
-    return "other"
-
-
 def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: bool = False,
         priority: int = 0) -> dict:
     env = isolated_ros_env()
@@ -148,7 +139,7 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
                 sent[stamp_ns(stamp)] = start
         time.sleep(0.5)  # stragglers
         cpu_per_state = (_cpu_seconds(policy.pid) - cpu_start) / max(total - skip, 1) if cpu_start else None
-        schedulers = {"node": _scheduler_of(policy.pid), "bench": current_policy()}
+        schedulers = {"node": current_policy(policy.pid), "bench": current_policy()}
     finally:
         normal_priority(*(int(t) for t in os.listdir("/proc/self/task")))
         probe.close()

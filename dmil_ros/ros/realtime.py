@@ -53,10 +53,13 @@ def normal_priority(*threads: int) -> None:
             pass
 
 
-def current_policy() -> str:
-    """'fifo:<priority>' or 'other' for the calling thread (reported by benchmarks)."""
+def current_policy(tid: int = 0) -> str:
+    """'fifo:<priority>', 'other' or 'unknown' for thread/process `tid` (0: the calling thread)."""
     if not hasattr(os, "sched_getscheduler"):
         return "other"
-    if os.sched_getscheduler(0) == os.SCHED_FIFO:
-        return f"fifo:{os.sched_getparam(0).sched_priority}"
+    try:
+        if os.sched_getscheduler(tid) == os.SCHED_FIFO:
+            return f"fifo:{os.sched_getparam(tid).sched_priority}"
+    except OSError:
+        return "unknown"
     return "other"
