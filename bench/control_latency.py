@@ -40,7 +40,7 @@ from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.envs.base import RobotState
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.observation import stamp_ns, state_to_msgs
-from dmil_ros.ros.realtime import current_policy, normal_priority, set_realtime_priority
+from dmil_ros.ros.realtime import current_policy, normal_priority, process_threads, set_realtime_priority
 from dmil_ros.ros.testing import Probe, isolated_ros_env
 
 # No QoS-event handlers on the measuring side's own endpoints: rclpy adds two per endpoint to every
@@ -141,7 +141,7 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
         cpu_per_state = (_cpu_seconds(policy.pid) - cpu_start) / max(total - skip, 1) if cpu_start else None
         schedulers = {"node": current_policy(policy.pid), "bench": current_policy()}
     finally:
-        normal_priority(*(int(t) for t in os.listdir("/proc/self/task")))
+        normal_priority(*process_threads())
         probe.close()
         policy.send_signal(signal.SIGINT)
         try:

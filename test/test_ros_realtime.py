@@ -28,7 +28,7 @@ def test_fifo_for_every_thread_or_a_reason():
     worker = threading.Thread(target=lambda: (started.set(), stop.wait(5)), daemon=True)
     worker.start()
     started.wait(5)
-    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    tids = realtime.process_threads()
     try:
         problem = realtime.set_realtime_priority(10)
         if problem is not None:  # no permission here: nothing may be left half-raised

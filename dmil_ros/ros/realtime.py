@@ -25,10 +25,7 @@ def set_realtime_priority(priority: int) -> str | None:
         return None
     if not hasattr(os, "sched_setscheduler"):
         return "SCHED_FIFO is not available on this platform"
-    try:
-        threads = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]  # the calling thread only
+    threads = process_threads()
     param = os.sched_param(priority)
     for tid in threads:
         try:
@@ -40,6 +37,14 @@ def set_realtime_priority(priority: int) -> str | None:
             return ("no permission for SCHED_FIFO (needs root, CAP_SYS_NICE or an rtprio limit, e.g. "
                     "'@realtime - rtprio 99' in /etc/security/limits.conf)")
     return None
+
+
+def process_threads() -> list[int]:
+    """Thread ids of this process (Linux /proc), or [0] (the calling thread) where not listable."""
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
 
 
 def normal_priority(*threads: int) -> None:
