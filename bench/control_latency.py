@@ -155,6 +155,8 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
         lat = np.array([(received[s] - t) / 1e6 for s, t in sent.items() if s in received])
     lost = len(sent) - len(lat)
     missed = lost + int((lat > 1e3 / rate).sum())
+    # When (CLOCK_MONOTONIC seconds, as bench/timer_jitter.py lists its stalls) each missed cycle began.
+    missed_at = sorted(t / 1e9 for s, t in sent.items() if s not in received or received[s] - t > 1e9 / rate)
     return {
         "p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
@@ -162,6 +164,7 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
         "mean_ms": round(float(lat.mean()), 3) if len(lat) else None,
         "missed_cycles": missed,
         "lost": lost,
+        "missed_times_s": [round(t, 3) for t in missed_at],
         "late_publishes": late_publishes,
         "policy_cpu_ms_per_state": round(cpu_per_state * 1e3, 3) if cpu_per_state else None,
         "loadavg_1min": round(os.getloadavg()[0], 2),
