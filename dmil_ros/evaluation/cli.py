@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool-seed", type=int, default=POOL_SEED, help=f"base seed of the pool (default {POOL_SEED})"
     )
     how.add_argument("--workers", type=int, default=1, help="processes for the episodes (default 1)")
+    how.add_argument(
+        "--torch-threads", type=int, default=0,
+        help="torch CPU threads of this process (adaptation, in-process episodes); 0: torch's default. "
+        "Use 1 when other jobs share the cores: with two threads and one core busy elsewhere, every "
+        "small operation waits for the descheduled thread (a kitchen eval ran past 15 min instead of 2)",
+    )
 
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
@@ -180,6 +186,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.torch_threads < 0:
+        print("dmil eval: --torch-threads must be >= 0", file=sys.stderr)
+        return 2
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         result, table, table_path = _run(args)
