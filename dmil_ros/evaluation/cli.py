@@ -119,10 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     how.add_argument("--workers", type=int, default=1, help="processes for the episodes (default 1)")
     how.add_argument(
-        "--torch-threads", type=int, default=0,
-        help="torch CPU threads of this process (adaptation, in-process episodes); 0: torch's default. "
-        "Use 1 when other jobs share the cores: with two threads and one core busy elsewhere, every "
-        "small operation waits for the descheduled thread (a kitchen eval ran past 15 min instead of 2)",
+        "--torch-threads", type=int, default=1,
+        help="torch CPU threads of this process (adaptation, in-process episodes; default 1, 0: torch's "
+        "default). The networks are small; with two threads and one core busy elsewhere, every small "
+        "operation waits for the descheduled thread (a kitchen eval ran past 15 min instead of 2)",
     )
 
     out = p.add_argument_group("output")
