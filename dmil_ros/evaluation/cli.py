@@ -181,14 +181,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 values[key] = ",".join(str(v) for v in values[key])
         parser.set_defaults(**values)
         args = parser.parse_args(argv)
+    if args.torch_threads < 0:
+        parser.error("--torch-threads must be >= 0")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.torch_threads < 0:
-        print("dmil eval: --torch-threads must be >= 0", file=sys.stderr)
-        return 2
     if args.torch_threads:
         import torch
 
