@@ -36,6 +36,16 @@ def test_adaptation_lowers_demo_loss_and_keeps_input(hierarchy):
     assert any(not torch.equal(result.hierarchy.params[k], before[k]) for k in before)
 
 
+def test_adam_adaptation_fits_faster_than_plain_steps(hierarchy):
+    demos = [_demo(), _demo(seed=1)]
+    sgd = adapt(hierarchy, demos, AdaptConfig(steps=30, lr=1e-3))
+    adam = adapt(hierarchy, demos, AdaptConfig(steps=30, lr=1e-3, optimizer="adam"))
+    assert sgd.accepted and adam.accepted, (sgd.reason, adam.reason)
+    assert adam.loss_after < 0.9 * sgd.loss_after, (adam.loss_after, sgd.loss_after)
+    with pytest.raises(ValueError, match="optimizer"):
+        AdaptConfig(optimizer="lbfgs")
+
+
 def test_adapted_hierarchy_acts(hierarchy):
     result = adapt(hierarchy, [_demo(), _demo(seed=1)], AdaptConfig(steps=3))
     action, skill, probs = result.hierarchy.act(np.zeros(6, np.float32))

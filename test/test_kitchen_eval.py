@@ -34,6 +34,19 @@ def test_training_tasks_never_touch_the_excluded_object() -> None:
     assert len({c.label for c in kt.UNSEEN}) == len(kt.UNSEEN)
 
 
+def test_validation_combinations_hold_the_excluded_object_and_no_test_sequence() -> None:
+    val = kt.validation_combos()
+    objects = list(dict.fromkeys(c.excluded for c in kt.UNSEEN))
+    assert [c.excluded for c in val] == [o for o in objects for _ in range(kt.VALIDATION_PER_OBJECT)]
+    assert len({c.label for c in val}) == len(val)
+    tests = {c.task for c in kt.UNSEEN}
+    for combo in val:
+        assert combo.excluded in combo.subtasks and len(combo.subtasks) == 4
+        assert combo.task not in tests
+        assert combo.task not in suite_tasks(combo.suite, "train")
+    assert val == kt.validation_combos()  # fixed list: same on every call and machine
+
+
 def test_missing_kitchen_checkpoint_names_the_object(tmp_path) -> None:
     with pytest.raises(MissingCheckpoint, match="top_burner"):
         resolve_kitchen_policies("dmil", str(tmp_path))
@@ -103,8 +116,25 @@ def test_adaptation_overrides_reach_the_kitchen_policies(monkeypatch, tmp_path) 
 
     monkeypatch.setattr(harness, "evaluate_kitchen", capture)
     with pytest.raises(RuntimeError, match="captured"):
-        cli.main(["--env", "kitchen", "--adapt-steps", "7", "--adapt-lr", "0.003", "--no-progress",
-                  "--table", str(tmp_path / "t.md")])  # fmt: skip
+        cli.main(["--env", "kitchen", "--adapt-steps", "7", "--adapt-lr", "0.003", "--adapt-optimizer",
+                  "adam", "--no-progress", "--table", str(tmp_path / "t.md")])  # fmt: skip
     assert set(seen) == set(harness.excluded_objects(kt.UNSEEN))
     for resolved in seen.values():
-        assert resolved.method.dmil.adapt.steps == 7 and resolved.method.dmil.adapt.lr == 0.003
+        adapt = resolved.method.dmil.adapt
+        assert adapt.steps == 7 and adapt.lr == 0.003 and adapt.optimizer == "adam"
+
+
+def test_kitchen_split_selects_the_combinations(monkeypatch, tmp_path, capsys) -> None:
+    from dmil_ros.evaluation import cli
+    from dmil_ros.evaluation import kitchen as harness
+
+    seen = []
+    monkeypatch.setattr(harness, "evaluate_kitchen", lambda _p, s: seen.append(s.combos) or {
+        "method": "dmil", "combos": [], "per_combo": {}, "min_completed": 0.0, "trials": s.trials,
+        "seeds": list(s.seeds), "shots": s.shots, "horizon": s.horizon})  # fmt: skip
+    for split in ("val", "test"):
+        assert cli.main(["--env", "kitchen", "--split", split, "--no-progress",
+                         "--table", str(tmp_path / "t.md")]) == 0  # fmt: skip
+    assert seen == [kt.validation_combos(), kt.UNSEEN]
+    assert cli.main(["--env", "kitchen", "--split", "train", "--no-progress"]) == 2
+    assert "--split test or --split val" in capsys.readouterr().err

@@ -101,11 +101,15 @@ class Method(ABC):
         """The policy to roll out on the task shown by `demos`; never modifies `policy`."""
 
     def with_adapt(
-        self, steps: int | None = None, lr: float | None = None, lr_high: float | None = None
+        self,
+        steps: int | None = None,
+        lr: float | None = None,
+        lr_high: float | None = None,
+        optimizer: str | None = None,
     ) -> Method:
         """A copy with a different fine-tuning budget (the fine-tune-steps ablation, CLI overrides)."""
-        adapt = self.dmil.adapt
-        adapt = AdaptConfig(**{**dataclasses.asdict(adapt), **_given(steps=steps, lr=lr, lr_high=lr_high)})
+        given = _given(steps=steps, lr=lr, lr_high=lr_high, optimizer=optimizer)
+        adapt = AdaptConfig(**{**dataclasses.asdict(self.dmil.adapt), **given})
         dmil = dataclasses.replace(self.dmil, adapt=adapt)
         baseline = dataclasses.replace(self.baseline, **_given(finetune_steps=steps, finetune_lr=lr))
         return type(self)(self.name, dmil, baseline)

@@ -2,8 +2,9 @@
 
 Each step is one first-order HI step (EM labels from the current sub-skills, SGD on the high level)
 followed by one LI step (route the demo states with the adapted high level, SGD on each sub-skill's
-share), as in the official evaluation. A result whose loss is NaN or worse than before is refused and
-the original hierarchy is kept, so a bad demo never destroys what was learned.
+share), as in the official evaluation; `AdaptConfig.optimizer: adam` takes Adam steps instead.
+A result whose loss is NaN or worse than before is refused and the original hierarchy is kept, so a
+bad demo never destroys what was learned.
 """
 
 from __future__ import annotations
@@ -23,26 +24,38 @@ from dmil_ros.core.losses import em_labels, high_level_loss, skill_sq_errors
 from dmil_ros.core.networks import Params, high_logits, split
 
 
-def _sgd_(params: list[Tensor], grads: tuple[Tensor, ...], lr: float) -> None:
-    torch._foreach_add_(params, list(grads), alpha=-lr)
+class _Stepper:
+    """Applies a level's gradients in place: plain SGD, or Adam (its moments kept across steps)."""
+
+    def __init__(self, params: list[Tensor], lr: float, optimizer: str) -> None:
+        self.params, self.lr = params, lr
+        self.adam = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else None
+
+    def step_(self, grads: Sequence[Tensor]) -> None:
+        if self.adam is None:
+            torch._foreach_add_(self.params, list(grads), alpha=-self.lr)
+            return
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        self.adam.step()
 
 
-def _high_step_(high: Params, obs: Tensor, labels: Tensor, next_same: Tensor, cfg: AdaptConfig) -> None:
-    """HI: one SGD step of the high level on the EM labels, in place."""
-    leaves = list(high.values())
+def _high_grads(
+    high: Params, obs: Tensor, labels: Tensor, next_same: Tensor, cfg: AdaptConfig
+) -> tuple[Tensor, ...]:
+    """HI: the high level's gradient of the label loss (sub-skills frozen)."""
     with torch.enable_grad():
         loss = high_level_loss(high, obs, labels, next_same, cfg.continuity_weight)
-        grads = torch.autograd.grad(loss, leaves)
-    with torch.no_grad():
-        _sgd_(leaves, grads, cfg.high_lr)
+        return torch.autograd.grad(loss, list(high.values()))
 
 
-def _sub_skill_step_(low: Params, obs: Tensor, act: Tensor, route: Tensor, lr: float) -> None:
-    """LI: one SGD step of each sub-skill on its own share only (eq. 4), in place; empty shares skip.
+def _sub_skill_grads(low: Params, obs: Tensor, act: Tensor, route: Tensor) -> list[Tensor]:
+    """LI: each sub-skill's gradient on its own share only (eq. 4); an empty share gives zeros.
 
-    Same update as differentiating `sub_skill_loss`, but each skill runs only on its states: K times
+    Same gradient as differentiating `sub_skill_loss`, but each skill runs only on its states: K times
     fewer FLOPs than the masked form that meta-training needs for vmap.
     """
+    grads = [torch.zeros_like(w) for w in low.values()]
     for k in range(low["low.0.weight"].shape[0]):
         share = torch.nonzero(route == k).flatten()
         if len(share) == 0:
@@ -50,9 +63,9 @@ def _sub_skill_step_(low: Params, obs: Tensor, act: Tensor, route: Tensor, lr: f
         with torch.enable_grad():
             one = {name: w[k : k + 1].detach().requires_grad_(True) for name, w in low.items()}
             loss = skill_sq_errors(one, obs[share], act[share]).mean()
-            grads = torch.autograd.grad(loss, list(one.values()))
-        with torch.no_grad():
-            _sgd_([w[k] for w in low.values()], tuple(g[0] for g in grads), lr)
+            for full, g in zip(grads, torch.autograd.grad(loss, list(one.values()))):
+                full[k] = g[0]
+    return grads
 
 
 @dataclass(frozen=True)
@@ -96,13 +109,15 @@ def adapt(
         route = high_logits(high, obs).argmax(-1)
         before = float(errors.gather(0, route.unsqueeze(0)).mean())
 
+        high_stepper = _Stepper(list(high.values()), cfg.high_lr, cfg.optimizer)
+        low_stepper = _Stepper(list(low.values()), cfg.lr, cfg.optimizer)
         for _ in range(cfg.steps):
             if cfg.adapt_high:  # HI
                 labels = em_labels(errors, cfg.label_mode, 0.1)
-                _high_step_(high, obs, labels, next_same, cfg)
+                high_stepper.step_(_high_grads(high, obs, labels, next_same, cfg))
                 route = high_logits(high, obs).argmax(-1)
             if cfg.adapt_low:  # LI
-                _sub_skill_step_(low, obs, act, route, cfg.lr)
+                low_stepper.step_(_sub_skill_grads(low, obs, act, route))
                 errors = skill_sq_errors(low, obs, act)
 
         after = float(errors.gather(0, route.unsqueeze(0)).mean())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 LabelMode = Literal["hard", "soft"]
+AdaptOptimizer = Literal["sgd", "adam"]
 Backend = Literal["auto", "vmap", "routed"]
 
 
@@ -42,10 +43,15 @@ class AdaptConfig:
     continuity_weight: float = 0.1
     adapt_high: bool = True
     adapt_low: bool = True
+    # sgd: the official evaluation's plain steps. adam: the same HI/LI alternation with Adam's step
+    # sizes (one optimiser per level); plain SGD needs thousands of steps to fit long multi-stage demos.
+    optimizer: AdaptOptimizer = "sgd"
 
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise ValueError(f"adapt steps must be >= 0, got {self.steps}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"adapt optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if not self.lr > 0 or (self.lr_high is not None and not self.lr_high > 0):
             raise ValueError(f"adapt learning rates must be > 0, got lr={self.lr}, lr_high={self.lr_high}")
 

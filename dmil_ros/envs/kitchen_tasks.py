@@ -89,6 +89,25 @@ UNSEEN: tuple[UnseenCombo, ...] = (
 )
 
 
+VALIDATION_PER_OBJECT = 3
+
+
+def validation_combos(n: int = VALIDATION_PER_OBJECT) -> tuple[UnseenCombo, ...]:
+    """For every excluded object of UNSEEN, `n` other ordered combinations that contain it.
+
+    They let test-time settings (the adaptation budget) be chosen on tasks with the unseen object
+    without looking at the four reported ones: never a test sequence, never a training task (training
+    tasks lack the object), the same on every machine."""
+    test = {c.task for c in UNSEEN}
+    out: list[UnseenCombo] = []
+    for excluded in dict.fromkeys(c.excluded for c in UNSEEN):
+        combos = [c for c in itertools.permutations(SUBTASKS, 4) if excluded in c]
+        combos = [c for c in combos if task_name(c) not in test]
+        rng = np.random.default_rng(zlib.crc32(f"validation:{excluded}".encode()))
+        out += [UnseenCombo(combos[i], excluded) for i in sorted(rng.choice(len(combos), n, replace=False))]
+    return tuple(out)
+
+
 def kitchen_suites() -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.suite for c in UNSEEN))
 

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--adapt-steps", type=int, help="override the fine-tune steps of the adaptation")
     what.add_argument("--adapt-lr", type=float, help="override the fine-tune learning rate")
     what.add_argument("--adapt-lr-high", type=float, help="override the high level's fine-tune learning rate")
+    what.add_argument("--adapt-optimizer", choices=["sgd", "adam"],
+                      help="override the adaptation's optimiser (DMIL variants; sgd: official)")  # fmt: skip
 
     cells = p.add_argument_group("where")
     cells.add_argument(
@@ -90,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--split",
         type=_names,
         default=None,
-        help="comma list of train,test (default test; ablations train,test)",
+        help="comma list of train,test (default test; ablations train,test); kitchen: test (the four "
+        "unseen combinations) or val (other combinations with the same excluded objects, for choosing "
+        "test-time settings)",
     )
     cells.add_argument(
         "--tasks", type=_names, default=[], help="explicit comma list of tasks (suite 'custom')"
@@ -307,13 +311,15 @@ def _with_adapt_overrides(resolved: ResolvedPolicy, args: argparse.Namespace) ->
     """--adapt-steps/--adapt-lr/--adapt-lr-high over the checkpoint's own adaptation settings."""
     from dmil_ros.evaluation.policies import ResolvedPolicy
 
-    if args.adapt_steps is None and args.adapt_lr is None and args.adapt_lr_high is None:
+    given = (args.adapt_steps, args.adapt_lr, args.adapt_lr_high, args.adapt_optimizer)
+    if all(v is None for v in given):
         return resolved
-    method = resolved.method.with_adapt(args.adapt_steps, args.adapt_lr, args.adapt_lr_high)
+    method = resolved.method.with_adapt(*given)
     return ResolvedPolicy(method, resolved.policy, resolved.checkpoint)
 
 
 def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
+    from dmil_ros.envs.kitchen_tasks import validation_combos
     from dmil_ros.evaluation import kitchen as kt
 
     if args.ablation == "finetune-steps":
@@ -321,10 +327,14 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
     shots = args.shots or [3]
     if len(shots) != 1:
         raise ValueError("--env kitchen takes one --shots value")
+    split = args.split or ["test"]
+    if split not in (["test"], ["val"]):
+        raise ValueError(f"--env kitchen takes --split test or --split val, got {','.join(split)}")
     settings = kt.KitchenSettings(
         shots=shots[0], trials=args.trials or 10, seeds=tuple(range(args.seeds or 2)),
         horizon=args.horizon or kt.HORIZON, pool=args.pool, pool_size=args.pool_size,
         pool_seed=args.pool_seed, workers=args.workers, progress=not args.no_progress,
+        combos=kt.UNSEEN if split == ["test"] else validation_combos(),
     )  # fmt: skip
     if min(settings.trials, len(settings.seeds), settings.shots, settings.horizon) < 1:
         raise ValueError("--trials, --seeds, --shots and --horizon must be >= 1")
@@ -351,8 +361,13 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
     else:
         policies = kt.resolve_kitchen_policies(args.method, args.checkpoint)
     policies = {o: _with_adapt_overrides(p, args) for o, p in policies.items()}
-    result = kt.evaluate_kitchen(policies, settings)
+    result = {"split": split[0], **kt.evaluate_kitchen(policies, settings)}
     name = result["method"]
+    if split == ["val"]:
+        title = f"Kitchen validation combinations (not the reported ones), {name}"
+        return result, kt.render_kitchen_table([(name, result)], title), Path(
+            args.table or f"results/eval-{name}-kitchen-val.md"
+        )
     table = kt.render_kitchen_table([(name, result)], f"Kitchen unseen combinations, {name} (paper Table 2)")
     return result, table, Path(args.table or f"results/eval-{name}-kitchen.md")
 
