@@ -182,3 +182,22 @@ def test_parallel_workers_match_serial(collected, tmp_path: Path) -> None:
     report = collect_demos(path, TASKS, 2, CONFIG, workers=2, chunk_size=1, progress=False)
     assert report.workers == 2
     _assert_same(load_demos(path), load_demos(reference))
+
+
+def test_reusing_a_file_of_other_settings_is_refused(collected, tmp_path: Path) -> None:
+    """Enough demos in a file once meant reuse without a look at how they were made."""
+    import dataclasses
+
+    from dmil_ros.core.data import DemoError
+    from dmil_ros.data.collect import demo_settings
+    from dmil_ros.training.demos import ensure_demos
+
+    path = _copy(collected[0], tmp_path / "reused.hdf5")
+    assert set(ensure_demos(path, TASKS, 2, CONFIG, progress=False)) == set(TASKS)
+    before = path.read_bytes()
+    with pytest.raises(DemoError, match="noise_std.*delete it"):
+        ensure_demos(path, TASKS, 2, dataclasses.replace(CONFIG, noise_std=0.2), progress=False)
+    assert path.read_bytes() == before
+    # The kitchen's own expert has no package version to record: its EXPERT_VERSION is.
+    assert "kitchen_expert_version" in demo_settings(CollectConfig(env="kitchen"))
+    assert "kitchen_expert_version" not in demo_settings(CONFIG)

@@ -32,11 +32,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from dmil_ros.data.hdf5_dataset import DemoWriter, RecordedDemo
+from dmil_ros.data.hdf5_dataset import DemoWriter, RecordedDemo, read_env_args
 from dmil_ros.envs.base import ManipulationEnv
 from dmil_ros.envs.registry import make_env, suite_tasks
 
@@ -223,16 +224,34 @@ def _merge(into: TaskStats, new: TaskStats) -> None:
     into.episodes.extend(new.episodes)
 
 
-def _env_args(config: CollectConfig, tasks: Sequence[str], suite: str | None) -> dict:
-    env = _env_for(config, tasks[0])
-    args = {
+def demo_settings(config: CollectConfig) -> dict[str, Any]:
+    """What decides which demos a collection produces; recorded in the file, checked on reuse."""
+    settings: dict[str, Any] = {
         "env_name": config.env,
-        "suite": suite,
-        "tasks": list(tasks),
         "horizon": config.max_episode_steps,
         "noise_std": config.noise_std,
         "steps_after_success": config.steps_after_success,
         "base_seed": config.base_seed,
+    }
+    if config.env == "kitchen":  # Meta-World's experts come with metaworld_version
+        from dmil_ros.envs.kitchen_expert import EXPERT_VERSION
+
+        settings["kitchen_expert_version"] = EXPERT_VERSION
+    return settings
+
+
+def settings_clash(path: str | Path, config: CollectConfig) -> dict[str, tuple[Any, Any]]:
+    """demo_settings that differ between the file at `path` and `config`: (recorded, wanted)."""
+    recorded = read_env_args(path)
+    return {k: (recorded.get(k), v) for k, v in demo_settings(config).items() if recorded.get(k) != v}
+
+
+def _env_args(config: CollectConfig, tasks: Sequence[str], suite: str | None) -> dict:
+    env = _env_for(config, tasks[0])
+    args = {
+        **demo_settings(config),
+        "suite": suite,
+        "tasks": list(tasks),
         "obs_dim": env.obs_dim,
         "action_dim": env.action_dim,
         "control_dt": env.control_dt,

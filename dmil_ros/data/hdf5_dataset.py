@@ -137,7 +137,10 @@ class DemoWriter:
             if k not in _MERGEABLE_ARGS and old.get(k) != env_args.get(k)
         }
         if clash:
-            raise ValueError(f"{self.path} was collected with different settings (existing, new): {clash}")
+            raise ValueError(
+                f"{self.path} was collected with different settings (existing, new): {clash}; "
+                "collect into another file, or delete this one to collect it anew"
+            )
         env_args["tasks"] = list(dict.fromkeys([*(old.get("tasks") or []), *(env_args.get("tasks") or [])]))
         data.attrs["env_args"] = json.dumps(env_args, sort_keys=True)
         # Drop what an interrupted run left half-written (it is collected again) and rebuild the

@@ -36,6 +36,10 @@ import numpy as np
 
 from dmil_ros.envs.kitchen_env import ACTION_DIM, KETTLE_QPOS, OBS_DIM, SUBTASKS, parse_task
 
+# Recorded in every kitchen demo file (dmil_ros/data/collect.py): collection refuses to add demos to a
+# file another version wrote. Change it with any change that alters the demos the expert produces.
+EXPERT_VERSION = "2026-12-01"
+
 # gymnasium-robotics' start posture (KitchenEnv.init_qpos[:7]); also the null-space / home target.
 HOME_ARM = np.array([0.148388, -1.768486, 1.843903, -2.476858, 0.260252, 0.712533, 1.595154])
 # Null-space posture: the start posture with joint 2 moved off its lower limit.

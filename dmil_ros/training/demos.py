@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dmil_ros.core.data import Demo, DemoError
-from dmil_ros.data.collect import CollectConfig, collect_demos
+from dmil_ros.data.collect import CollectConfig, collect_demos, settings_clash
 from dmil_ros.data.hdf5_dataset import RecordedDemo, load_demos
 
 _log = logging.getLogger(__name__)
@@ -32,6 +32,14 @@ def ensure_demos(
     only collects the difference.
     """
     path = Path(path)
+    if path.exists():
+        # Enough demos in an old file used to be reused silently, even ones an earlier expert wrote.
+        clash = settings_clash(path, config)
+        if clash:
+            raise DemoError(
+                f"{path} holds demos collected with other settings (recorded, wanted): {clash}; "
+                "delete it to collect it anew, or point the config at another file"
+            )
     have = load_demos(path, tasks=tasks) if path.exists() else {}
     short = [t for t in tasks if len(have.get(t, [])) < demos_per_task]
     if short:
