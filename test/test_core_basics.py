@@ -82,3 +82,29 @@ def test_bad_config_values_are_refused(overrides, message):
 def test_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown DMIL variant"):
         make_dmil_config("dmil-turbo")
+
+
+def test_blinded_inputs_are_ignored_by_both_levels():
+    from dmil_ros.core.hierarchy import Hierarchy
+    from dmil_ros.core.meta_train import constant_inputs
+    from dmil_ros.core.networks import blind_inputs
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(50, 6)).astype(np.float32)
+    obs[:, [1, 4]] = 0.25  # never vary
+    mask = constant_inputs({"t": [Demo(obs, np.zeros((50, 2), np.float32))]}, 1e-3)
+    assert mask.tolist() == [False, True, False, False, True, False]
+
+    h = Hierarchy.initialize(ModelConfig(6, 2, 3, (16, 16)), seed=0)
+    blind = Hierarchy(h.config, blind_inputs(h.params, torch.from_numpy(mask)), h.normalizer)
+    moved = obs.copy()
+    moved[:, [1, 4]] = rng.normal(size=(50, 2)) * 5  # the unseen object moves
+    for hh, same in ((blind, True), (h, False)):
+        a0, _, p0 = hh.predict(obs)
+        a1, _, p1 = hh.predict(moved)
+        assert np.allclose(a0, a1) == same and np.allclose(p0, p1) == same
+    for name, w in blind.params.items():  # nothing else touched
+        if name not in ("high.0.weight", "low.0.weight"):
+            assert torch.equal(w, h.params[name])
+        else:
+            assert torch.equal(w[..., ~torch.from_numpy(mask)], h.params[name][..., ~torch.from_numpy(mask)])

@@ -121,6 +121,12 @@ def test_overrides_unknown_keys_and_cli_errors(demo_file: Path, tmp_path: Path, 
         load_config(path, ["model.num_skilz=3"])
     with pytest.raises(ConfigError, match="validation_demos"):
         load_config(path, ["data.validation_demos=1"])
+    with pytest.raises(ConfigError, match="constant_input_std"):
+        load_config(path, ["data.constant_input_std=-1"])
+    cfg = load_config(path, ["dmil.adapt.optimizer=adam"])
+    assert cfg.dmil.adapt.optimizer == "adam"
+    with pytest.raises((ConfigError, ValueError), match="optimizer"):
+        load_config(path, ["dmil.adapt.optimizer=rmsprop"])
     assert cli.main(["--config", str(path), "--method", "bc-scratch", "--out", str(tmp_path / "x")]) == 2
     assert "nothing to train" in capsys.readouterr().err
     assert cli.main(["--config", str(path), "--print-config", "--set", "seed=3"]) == 0

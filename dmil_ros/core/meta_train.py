@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from dmil_ros.core.config import DMILConfig, ModelConfig
@@ -20,6 +21,12 @@ def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]], min_std: float =
     all_demos = [d for demos in demos_by_task.values() for d in demos]
     obs, _, _ = concat_demos(all_demos)
     return Normalizer.fit(obs, min_std)
+
+
+def constant_inputs(demos_by_task: Mapping[str, Sequence[Demo]], max_std: float) -> np.ndarray:
+    """Bool mask of the observation dims whose raw std over all demos is at most `max_std`."""
+    obs, _, _ = concat_demos([d for demos in demos_by_task.values() for d in demos])
+    return obs.std(0) <= max_std
 
 
 def meta_train(

@@ -38,6 +38,9 @@ class DataSettings:
     collect_seed: int = 0
     collect_workers: int = 1
     normalizer_min_std: float = 1e-2  # floor of the observation normaliser's per-feature std
+    # Inputs whose std over the training demos is at most this start with zero first-layer weights
+    # (core.networks.blind_inputs); 0 = off.
+    constant_input_std: float = 0.0
     max_attempts: int = 10  # seeded expert attempts per demo before it counts as missing
 
 
@@ -150,6 +153,8 @@ def _check(cfg: TrainConfig) -> None:
             f"data.validation_demos ({d.validation_demos}) must exceed train.validation_shots "
             f"({t.validation_shots}): the rest of the held-out demos are the validation query"
         )
+    if d.constant_input_std < 0:
+        raise ConfigError(f"data.constant_input_std must be >= 0, got {d.constant_input_std}")
     if not d.normalizer_min_std > 0:
         raise ConfigError(f"data.normalizer_min_std must be > 0, got {d.normalizer_min_std}")
     if d.demos_per_task - d.validation_demos < 1:
