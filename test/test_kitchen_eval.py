@@ -97,7 +97,7 @@ def test_tiny_kitchen_training_run_gives_a_hierarchy_that_acts(tmp_path) -> None
     run = train(cfg, tmp_path / "run", progress=False).run_dir
     policy, _, meta = load_checkpoint(run / "best")
     assert meta["env"] == "kitchen" and float(policy.normalizer.std.min()) >= 0.1 - 1e-6
-    # the kettle never moves in these tasks: its first-layer weights started at 0 and stayed near it
+    # the kettle never moves in these tasks: its first-layer weights started at 0 and stayed there
     from dmil_ros.data.hdf5_dataset import load_demos
 
     obs = np.concatenate([d.observations for ds in load_demos(tmp_path / "k.hdf5").values() for d in ds])
@@ -105,7 +105,7 @@ def test_tiny_kitchen_training_run_gives_a_hierarchy_that_acts(tmp_path) -> None
     assert constant[23:].all() and not constant[:7].any()
     for name in ("high.0.weight", "low.0.weight"):
         w = policy.params[name].abs()
-        assert float(w[..., constant].max()) < 0.01 < float(w[..., ~constant].max())
+        assert float(w[..., constant].max()) == 0.0 < float(w[..., ~constant].max())
     env = make_env("kitchen", "microwave", max_episode_steps=5)
     action, skill, probs = policy.act(env.reset(0))
     assert action.shape == (9,) and np.isfinite(action).all() and 0 <= skill < 2

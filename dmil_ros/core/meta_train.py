@@ -29,6 +29,24 @@ def constant_inputs(demos_by_task: Mapping[str, Sequence[Demo]], max_std: float)
     return obs.std(0) <= max_std
 
 
+def hold_inputs(
+    demos_by_task: Mapping[str, Sequence[Demo]], inputs: np.ndarray, values: np.ndarray
+) -> dict[str, list[Demo]]:
+    """The demos with the `inputs` dims (bool mask) set to `values` (the normaliser's mean).
+
+    With blind_inputs' zero weights this keeps the networks exactly blind to them during training:
+    a normalised input of exactly 0 gives its weights exactly zero gradient, where the tiny residual
+    motion of a "constant" input (std ~1e-4) would, through Adam's scale-free steps, grow them."""
+    out: dict[str, list[Demo]] = {}
+    for task, demos in demos_by_task.items():
+        out[task] = []
+        for d in demos:
+            obs = np.array(d.observations, np.float32, copy=True)
+            obs[:, inputs] = values[inputs]
+            out[task].append(Demo(obs, d.actions, d.task))
+    return out
+
+
 def meta_train(
     demos_by_task: Mapping[str, Sequence[Demo]],
     model_cfg: ModelConfig,

@@ -39,7 +39,8 @@ class DataSettings:
     collect_workers: int = 1
     normalizer_min_std: float = 1e-2  # floor of the observation normaliser's per-feature std
     # Inputs whose std over the training demos is at most this start with zero first-layer weights
-    # (core.networks.blind_inputs); 0 = off.
+    # and are held at their mean during training, so those weights stay 0 (core.networks.blind_inputs,
+    # core.meta_train.hold_inputs); 0 = off.
     constant_input_std: float = 0.0
     max_attempts: int = 10  # seeded expert attempts per demo before it counts as missing
 

@@ -29,7 +29,7 @@ from dmil_ros.baselines.registry import make_method
 from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from dmil_ros.core.data import WindowSampler
 from dmil_ros.core.hierarchy import Hierarchy
-from dmil_ros.core.meta_train import constant_inputs, fit_normalizer
+from dmil_ros.core.meta_train import constant_inputs, fit_normalizer, hold_inputs
 from dmil_ros.core.networks import blind_inputs, init_params
 from dmil_ros.data.collect import CollectConfig
 from dmil_ros.training.config import ConfigError, TrainConfig, dump_yaml
@@ -186,7 +186,8 @@ def _train(
         if cfg.data.constant_input_std > 0:
             constant = constant_inputs(train_demos, cfg.data.constant_input_std)
             params = blind_inputs(params, torch.from_numpy(constant))
-            _log.info("inputs %s never vary in training (std <= %g): first-layer weights start at 0",
+            train_demos = hold_inputs(train_demos, constant, normalizer.mean)
+            _log.info("inputs %s never vary in training (std <= %g): held at their mean, weights 0",
                       np.flatnonzero(constant).tolist(), cfg.data.constant_input_std)  # fmt: skip
         t0 = time.perf_counter()
         params, warm = method.initial_params(params, train_demos, normalizer, model_cfg, cfg.seed)
