@@ -50,7 +50,8 @@ def _high_grads(
 
 
 def _sub_skill_grads(low: Params, obs: Tensor, act: Tensor, route: Tensor) -> list[Tensor]:
-    """LI: each sub-skill's gradient on its own share only (eq. 4); an empty share gives zeros.
+    """LI: each sub-skill's gradient on its own share only (eq. 4); an empty share gives zeros (which
+    leave an SGD step's skill as it is; Adam's momentum still carries it on for a while).
 
     Same gradient as differentiating `sub_skill_loss`, but each skill runs only on its states: K times
     fewer FLOPs than the masked form that meta-training needs for vmap.
