@@ -18,15 +18,17 @@ from dmil_ros.core.warm_start import warm_start_skills
 def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]], min_std: float = 1e-2) -> Normalizer:
     """`min_std` floors each feature's scale: a feature that never moves in training (the excluded
     kitchen object's joint) would otherwise blow up to ~100 standard deviations when it does move."""
-    all_demos = [d for demos in demos_by_task.values() for d in demos]
-    obs, _, _ = concat_demos(all_demos)
-    return Normalizer.fit(obs, min_std)
+    return Normalizer.fit(_all_observations(demos_by_task), min_std)
 
 
 def constant_inputs(demos_by_task: Mapping[str, Sequence[Demo]], max_std: float) -> np.ndarray:
     """Bool mask of the observation dims whose raw std over all demos is at most `max_std`."""
+    return _all_observations(demos_by_task).std(0) <= max_std
+
+
+def _all_observations(demos_by_task: Mapping[str, Sequence[Demo]]) -> np.ndarray:
     obs, _, _ = concat_demos([d for demos in demos_by_task.values() for d in demos])
-    return obs.std(0) <= max_std
+    return obs
 
 
 def hold_inputs(
