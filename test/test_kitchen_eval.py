@@ -106,6 +106,12 @@ def test_tiny_kitchen_training_run_gives_a_hierarchy_that_acts(tmp_path) -> None
     for name in ("high.0.weight", "low.0.weight"):
         w = policy.params[name].abs()
         assert float(w[..., constant].max()) == 0.0 < float(w[..., ~constant].max())
+    # a run continued from it keeps them there
+    import dataclasses
+
+    more = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_from=str(run / "best")))
+    continued, _, _ = load_checkpoint(train(more, tmp_path / "more", progress=False).run_dir / "best")
+    assert float(continued.params["low.0.weight"][..., constant].abs().max()) == 0.0
     env = make_env("kitchen", "microwave", max_episode_steps=5)
     action, skill, probs = policy.act(env.reset(0))
     assert action.shape == (9,) and np.isfinite(action).all() and 0 <= skill < 2

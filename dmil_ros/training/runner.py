@@ -175,20 +175,24 @@ def _train(
 
     torch.manual_seed(cfg.seed)
     model_cfg = method.model_config(obs_dim, action_dim, cfg.model.num_skills, cfg.model.hidden_sizes)
+    constant = None
+    if cfg.data.constant_input_std > 0:
+        constant = constant_inputs(train_demos, cfg.data.constant_input_std)
+        _log.info("inputs %s never vary in training (std <= %g): held at their mean, weights start at 0",
+                  np.flatnonzero(constant).tolist(), cfg.data.constant_input_std)  # fmt: skip
     if cfg.train.init_from:
         start, _, _ = load_checkpoint(cfg.train.init_from, device)
         if start.config != model_cfg:
             raise ConfigError(f"train.init_from {cfg.train.init_from}: model {start.config} != {model_cfg}")
         params, normalizer = start.params, start.normalizer
+        if constant is not None:  # a continued run keeps its weights, but they stay as blind as they are
+            train_demos = hold_inputs(train_demos, constant, normalizer.mean)
     else:
         params = init_params(model_cfg, cfg.seed, device)
         normalizer = fit_normalizer(train_demos, cfg.data.normalizer_min_std)
-        if cfg.data.constant_input_std > 0:
-            constant = constant_inputs(train_demos, cfg.data.constant_input_std)
+        if constant is not None:
             params = blind_inputs(params, torch.from_numpy(constant))
             train_demos = hold_inputs(train_demos, constant, normalizer.mean)
-            _log.info("inputs %s never vary in training (std <= %g): held at their mean, weights 0",
-                      np.flatnonzero(constant).tolist(), cfg.data.constant_input_std)  # fmt: skip
         t0 = time.perf_counter()
         params, warm = method.initial_params(params, train_demos, normalizer, model_cfg, cfg.seed)
         if warm:
