@@ -364,12 +364,11 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
     result = {"split": split[0], **kt.evaluate_kitchen(policies, settings)}
     name = result["method"]
     if split == ["val"]:
-        title = f"Kitchen validation combinations (not the reported ones), {name}"
-        return result, kt.render_kitchen_table([(name, result)], title), Path(
-            args.table or f"results/eval-{name}-kitchen-val.md"
-        )
-    table = kt.render_kitchen_table([(name, result)], f"Kitchen unseen combinations, {name} (paper Table 2)")
-    return result, table, Path(args.table or f"results/eval-{name}-kitchen.md")
+        title, suffix = f"Kitchen validation combinations (not the reported ones), {name}", "-val"
+    else:
+        title, suffix = f"Kitchen unseen combinations, {name} (paper Table 2)", ""
+    table = kt.render_kitchen_table([(name, result)], title)
+    return result, table, Path(args.table or f"results/eval-{name}-kitchen{suffix}.md")
 
 
 if __name__ == "__main__":
