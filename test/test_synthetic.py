@@ -52,3 +52,13 @@ def test_extra_draws_report_the_spread_and_keep_the_headline_draw():
     assert spread["segmentation_accuracy_per_draw"][0] == result["segmentation_accuracy"]
     assert spread["segmentation_accuracy_min"] <= spread["segmentation_accuracy_mean"] <= 1.0
     assert "over_draws" not in run(SyntheticSettings(iterations=5, test_rollouts=2, bc_steps=5))
+
+
+def test_synthetic_command_refuses_negative_threads_like_eval():
+    import pytest
+
+    from dmil_ros.synthetic_cli import main
+
+    with pytest.raises(SystemExit) as refused:
+        main(["--torch-threads", "-1"])
+    assert refused.value.code == 2  # argparse's usage error, before any training
