@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dmil_ros.core import synthetic
 
@@ -55,8 +56,6 @@ def test_extra_draws_report_the_spread_and_keep_the_headline_draw():
 
 
 def test_synthetic_command_refuses_negative_threads_like_eval():
-    import pytest
-
     from dmil_ros.synthetic_cli import main
 
     with pytest.raises(SystemExit) as refused:
