@@ -6,9 +6,8 @@ import argparse
 import json
 from collections.abc import Sequence
 
-import torch
-
 from dmil_ros.core.synthetic_experiment import SyntheticSettings, run
+from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,22 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="adapt on this many independent demo draws per held-out task and report the "
         "spread under 'over_draws' (the headline numbers stay the first draw's)",
     )
-    p.add_argument(
-        "--torch-threads",
-        type=int,
-        default=1,
-        help="CPU threads for torch (default 1: the networks are small, and with another process on "
-        "a core a second thread makes every operation wait for it: > 300 s instead of 38 s measured; "
-        "0: torch's default, as in `dmil eval`)",
-    )
+    add_torch_threads_argument(p, "meta-training and adaptation")
     p.add_argument("--json", action="store_true", help="print only the JSON result line")
     args = p.parse_args(argv)
     if args.draws < 1:
         p.error("--draws must be >= 1")
-    if args.torch_threads < 0:
-        p.error("--torch-threads must be >= 0")
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+    check_torch_threads(p, args.torch_threads)
+    use_torch_threads(args.torch_threads)
     result = run(SyntheticSettings(seed=args.seed, iterations=args.iterations, extra_draws=args.draws - 1))
     if not args.json:
         print(f"segmentation accuracy (held-out, 1 demo): {result['segmentation_accuracy']:.3f}")

@@ -42,6 +42,7 @@ from dmil_ros.baselines.registry import method_names
 from dmil_ros.envs.registry import SUITES
 from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE
 from dmil_ros.evaluation.protocol import PROTOCOLS
+from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
 if TYPE_CHECKING:
     from dmil_ros.evaluation.policies import ResolvedPolicy
@@ -122,12 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool-seed", type=int, default=POOL_SEED, help=f"base seed of the pool (default {POOL_SEED})"
     )
     how.add_argument("--workers", type=int, default=1, help="processes for the episodes (default 1)")
-    how.add_argument(
-        "--torch-threads", type=int, default=1,
-        help="torch CPU threads of this process (adaptation, in-process episodes; default 1, 0: torch's "
-        "default). The networks are small; with two threads and one core busy elsewhere, every small "
-        "operation waits for the descheduled thread (a kitchen eval ran past 15 min instead of 2)",
-    )
+    add_torch_threads_argument(how, "this process (adaptation, in-process episodes)")
 
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the result JSON as the last stdout line")
@@ -185,17 +181,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 values[key] = ",".join(str(v) for v in values[key])
         parser.set_defaults(**values)
         args = parser.parse_args(argv)
-    if args.torch_threads < 0:
-        parser.error("--torch-threads must be >= 0")
+    check_torch_threads(parser, args.torch_threads)
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.torch_threads:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
+    use_torch_threads(args.torch_threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         result, table, table_path = _run(args)

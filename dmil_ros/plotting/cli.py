@@ -26,6 +26,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
+
 if "mujoco" not in sys.modules and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless default; must precede the mujoco import
 
@@ -58,12 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="t-SNE and rollout seed")
     p.add_argument("--video", action="store_true", help="also render a rollout GIF of the adapted policy")
     p.add_argument("--out", default="plots", help="output directory (default plots/)")
+    add_torch_threads_argument(p, "the adaptation")
     p.add_argument("--json", action="store_true", help="print the written files as JSON on the last line")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_torch_threads(parser, args.torch_threads)
+    use_torch_threads(args.torch_threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from dmil_ros.core.checkpoint import CheckpointError
     from dmil_ros.core.data import DemoError
