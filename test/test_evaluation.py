@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high"
 import dmil_ros  # noqa: E402
 from dmil_ros.evaluation import cli, policies  # noqa: E402
 from dmil_ros.evaluation.protocol import horizon_for  # noqa: E402
-from dmil_ros.evaluation.rollout import RolloutJob, RolloutRunner, run_job  # noqa: E402
+from dmil_ros.evaluation.rollout import AdaptJob, RolloutJob, RolloutRunner, rollout_jobs, run_job  # noqa: E402
 from dmil_ros.evaluation.seeds import draw_demo_indices, trial_seeds  # noqa: E402
 from dmil_ros.evaluation.table import render_table  # noqa: E402
 from dmil_ros.training.config import config_from_dict  # noqa: E402
@@ -127,6 +127,38 @@ def test_parallel_workers_give_the_same_episodes(work) -> None:
     serial = dict(run_job(j) for j in jobs)
     with RolloutRunner(2) as runner:
         assert runner.run(jobs) == serial
+
+
+def test_adaptations_in_workers_match_the_serial_ones(work) -> None:
+    """adapt_and_run on a pool adapts in the workers: same adapted weights, same episodes, same order."""
+    import numpy as np
+    import torch
+
+    from dmil_ros.core.data import Demo
+
+    resolved = policies.resolve_policy(None, str(work["run"]))
+    rng = np.random.default_rng(0)
+    demo = Demo(rng.normal(size=(40, 39)).astype(np.float32), rng.uniform(-1, 1, (40, 4)).astype(np.float32))
+    method, policy = resolved.method, resolved.policy
+    jobs = [AdaptJob(method, policy, (demo,), seed, key=(t, seed)) for t in TASKS for seed in (0, 1)]
+
+    def rollouts(key, adapted):
+        return rollout_jobs("metaworld", key[0], 20, adapted.policy, [3, 4, 5, 6, 7, 8], key)
+
+    results = []
+    for workers in (1, 2):
+        with RolloutRunner(workers) as runner:
+            results.append(runner.adapt_and_run(jobs, rollouts))
+    (serial_adapted, serial_eps), (pool_adapted, pool_eps) = results
+    assert list(pool_adapted) == list(serial_adapted) == [j.key for j in jobs]
+    for key, a in serial_adapted.items():
+        b = pool_adapted[key]
+        assert a.loss_after == b.loss_after and a.loss_before == b.loss_before
+        for name, w in a.policy.params.items():
+            assert torch.equal(w, b.policy.params[name]), name
+    assert list(pool_eps) == list(serial_eps)  # (task, seed, 0) and (task, seed, 5) per adaptation
+    assert pool_eps == serial_eps
+    assert len(serial_eps) == 2 * len(jobs)
 
 
 def test_ablations_smoke(work, capsys) -> None:

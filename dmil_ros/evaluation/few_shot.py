@@ -16,14 +16,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dmil_ros.baselines.base import Method
+from dmil_ros.baselines.base import Adaptation, Method
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.data.hdf5_dataset import RecordedDemo
-from dmil_ros.evaluation.rollout import RolloutJob, RolloutRunner
+from dmil_ros.evaluation.rollout import AdaptJob, RolloutJob, RolloutRunner, rollout_jobs
 from dmil_ros.evaluation.seeds import draw_demo_indices, trial_seeds
 from dmil_ros.training.demos import to_core
-
-CHUNK = 5  # episodes per job: small enough to balance workers, large enough to amortise pickling
 
 
 @dataclass(frozen=True)
@@ -101,29 +99,30 @@ def evaluate_cell(
     progress: bool = True,
 ) -> CellResult:
     t0 = time.perf_counter()
-    jobs: list[RolloutJob] = []
-    before, after, adapt_s = [], [], []
+    adapt_jobs: list[AdaptJob] = []
     for seed in seeds:
         for task in cell.tasks:
             demos = pool[task]
             picked = [demos[i] for i in draw_demo_indices(len(demos), cell.shots, task, seed)]
-            adapted = method.adapt(policy, to_core(picked), seed=seed)
-            before.append(adapted.loss_before)
-            after.append(adapted.loss_after)
-            adapt_s.append(adapted.seconds)
-            exclude = {d.seed for d in demos}
-            ep_seeds = trial_seeds(task, seed, trials, exclude)
-            for i in range(0, trials, CHUNK):
-                chunk = tuple(ep_seeds[i : i + CHUNK])
-                jobs.append(RolloutJob(env, task, horizon, adapted.policy, chunk, key=(seed, task, i)))
+            adapt_jobs.append(AdaptJob(method, policy, tuple(to_core(picked)), seed, (seed, task)))
+
+    def rollouts(key: tuple, adapted: Adaptation) -> list[RolloutJob]:
+        seed, task = key
+        ep_seeds = trial_seeds(task, seed, trials, {d.seed for d in pool[task]})
+        return rollout_jobs(env, task, horizon, adapted.policy, ep_seeds, key)
+
     bar = tqdm(
-        total=len(seeds) * len(cell.tasks) * trials, unit="ep", disable=not progress,
+        total=len(adapt_jobs) * trials, unit="ep", disable=not progress,
         desc=f"{method.name} {cell.suite}/{cell.split} {cell.shots}-shot",
     )  # fmt: skip
     try:
-        outcomes = runner.run(jobs, bar.update)
+        adaptations, outcomes = runner.adapt_and_run(adapt_jobs, rollouts, bar.update)
     finally:
         bar.close()
+    done = [adaptations[j.key] for j in adapt_jobs]  # in the serial order, so the means are too
+    before = [a.loss_before for a in done]
+    after = [a.loss_after for a in done]
+    adapt_s = [a.seconds for a in done]
     successes: dict[tuple[int, str], list[bool]] = {}
     for (seed, task, _), eps in outcomes.items():
         successes.setdefault((seed, task), []).extend(e.success for e in eps)

@@ -24,12 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 import dmil_ros
+from dmil_ros.baselines.base import Adaptation
 from dmil_ros.baselines.registry import method_class
 from dmil_ros.data.hdf5_dataset import RecordedDemo
 from dmil_ros.envs.kitchen_tasks import SUITE_PREFIX, UNSEEN, UnseenCombo
 from dmil_ros.evaluation.policies import MissingCheckpoint, ResolvedPolicy, checkpoint_present, resolve_policy
 from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE, default_pool_path, load_pool
-from dmil_ros.evaluation.rollout import EpisodeOutcome, RolloutJob, RolloutRunner
+from dmil_ros.evaluation.rollout import AdaptJob, EpisodeOutcome, RolloutJob, RolloutRunner, rollout_jobs
 from dmil_ros.evaluation.seeds import draw_demo_indices, trial_seeds
 from dmil_ros.training.demos import to_core
 
@@ -42,7 +43,6 @@ DEMO_NOISE_STD = 0.1  # executed-action noise of pool demos, as for the training
 # seeded per (demo, attempt), so a larger budget gives the same demos on every machine.
 MAX_ATTEMPTS = 60
 TRAIN_CONFIG = "config/train_kitchen.yaml"
-CHUNK = 5  # episodes per rollout job
 
 
 def shipped_kitchen_dir() -> Path:
@@ -187,27 +187,33 @@ def evaluate_kitchen(policies: Mapping[str, ResolvedPolicy], s: KitchenSettings)
     tasks = list(dict.fromkeys(c.task for c in s.combos))
     pool = load_kitchen_pool(s.pool, tasks, max(s.pool_size, s.shots), s.horizon, s.pool_seed, s.workers,
                              s.progress)  # fmt: skip
-    jobs: list[RolloutJob] = []
-    adapt: dict[int, list[tuple[float, float, float]]] = {}
+    adapt_jobs: list[AdaptJob] = []
     for ci, combo in enumerate(s.combos):
         resolved = policies[combo.excluded]
         demos = pool[combo.task]
-        exclude = {d.seed for d in demos}
         for seed in s.seeds:
             picked = [demos[i] for i in draw_demo_indices(len(demos), s.shots, combo.task, seed)]
-            a = resolved.method.adapt(resolved.policy, to_core(picked), seed=seed)
-            adapt.setdefault(ci, []).append((a.loss_before, a.loss_after, a.seconds))
-            ep_seeds = trial_seeds(combo.task, seed, s.trials, exclude)
-            for i in range(0, s.trials, CHUNK):
-                chunk = tuple(ep_seeds[i : i + CHUNK])
-                jobs.append(RolloutJob(ENV, combo.task, s.horizon, a.policy, chunk, key=(ci, seed, i)))
-    bar = tqdm(total=sum(len(j.seeds) for j in jobs), unit="ep", disable=not s.progress,
+            support = tuple(to_core(picked))
+            adapt_jobs.append(AdaptJob(resolved.method, resolved.policy, support, seed, (ci, seed)))
+
+    def rollouts(key: tuple, adapted: Adaptation) -> list[RolloutJob]:
+        ci, seed = key
+        task = s.combos[ci].task
+        ep_seeds = trial_seeds(task, seed, s.trials, {d.seed for d in pool[task]})
+        return rollout_jobs(ENV, task, s.horizon, adapted.policy, ep_seeds, key)
+
+    bar = tqdm(total=len(adapt_jobs) * s.trials, unit="ep", disable=not s.progress,
                desc="kitchen unseen combinations")  # fmt: skip
     with RolloutRunner(s.workers) as runner:
         try:
-            outcomes = runner.run(jobs, bar.update)
+            adaptations, outcomes = runner.adapt_and_run(adapt_jobs, rollouts, bar.update)
         finally:
             bar.close()
+    adapt: dict[int, list[tuple[float, float, float]]] = {}
+    for ci in range(len(s.combos)):
+        for seed in s.seeds:
+            a = adaptations[(ci, seed)]
+            adapt.setdefault(ci, []).append((a.loss_before, a.loss_after, a.seconds))
     rows = [
         _combo_row(ci, combo, outcomes, adapt[ci], policies, s.seeds) for ci, combo in enumerate(s.combos)
     ]

@@ -1,4 +1,10 @@
-"""Seeded evaluation episodes, in this process or spread over spawn-started worker processes.
+"""Seeded evaluation episodes, and the adaptations they roll out, in this process or spread over
+spawn-started worker processes.
+
+With workers, the adaptations run in the workers too (`RolloutRunner.adapt_and_run`): on the kitchen
+they are about half of an evaluation's CPU time, and done one after the other in the parent they
+left the workers idle until the last one was done. Each adaptation is seeded and every worker runs
+torch on one thread, so where it runs does not change its result (the parent also defaults to one).
 
 An episode succeeds if `info['success']` is set at any step; it stops at the first success (later
 steps cannot change the outcome) or at the horizon. Environments that score sub-tasks (the kitchen)
@@ -11,8 +17,9 @@ from __future__ import annotations
 import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +27,10 @@ import torch
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.envs.base import ManipulationEnv
 from dmil_ros.envs.registry import make_env
+
+if TYPE_CHECKING:
+    from dmil_ros.baselines.base import Adaptation, Method
+    from dmil_ros.core.data import Demo
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,33 @@ class RolloutJob:
     policy: Hierarchy | None  # None: the scripted expert
     seeds: tuple[int, ...]
     key: tuple = ()  # caller's label, returned with the outcomes
+
+
+@dataclass(frozen=True)
+class AdaptJob:
+    """`method.adapt(policy, demos, seed)`, labelled with the caller's `key`."""
+
+    method: Method
+    policy: Hierarchy | None
+    demos: tuple[Demo, ...]
+    seed: int
+    key: tuple = ()
+
+
+EPISODES_PER_JOB = 5  # small enough to balance workers, large enough to amortise pickling the policy
+
+
+def rollout_jobs(
+    env: str, task: str, horizon: int, policy: Hierarchy | None, seeds: Sequence[int], key: tuple
+) -> list[RolloutJob]:
+    """`seeds`' episodes in jobs of `EPISODES_PER_JOB`, keyed `(*key, first index)`."""
+    n = EPISODES_PER_JOB
+    chunks = range(0, len(seeds), n)
+    return [RolloutJob(env, task, horizon, policy, tuple(seeds[i : i + n]), key=(*key, i)) for i in chunks]
+
+
+def run_adapt_job(job: AdaptJob) -> tuple[tuple, Adaptation]:
+    return job.key, job.method.adapt(job.policy, list(job.demos), seed=job.seed)
 
 
 def run_episode(env: ManipulationEnv, policy: Hierarchy | None, seed: int) -> EpisodeOutcome:
@@ -103,6 +141,52 @@ class RolloutRunner:
             if on_done is not None:
                 on_done(len(outcomes))
         return out
+
+    def adapt_and_run(
+        self,
+        adapt_jobs: Sequence[AdaptJob],
+        rollouts_for: Callable[[tuple, Adaptation], Sequence[RolloutJob]],
+        on_done: Callable[[int], None] | None = None,
+    ) -> tuple[dict[tuple, Adaptation], dict[tuple, list[EpisodeOutcome]]]:
+        """Run every adaptation, then the rollout jobs `rollouts_for(key, adaptation)` makes of it:
+        (adaptations per adapt key, outcomes per rollout key). On a pool, both kinds of job share the
+        workers, and an adaptation's rollouts start as soon as it is done."""
+        adaptations: dict[tuple, Adaptation] = {}
+        out: dict[tuple, list[EpisodeOutcome]] = {}
+        order: dict[tuple, list[tuple]] = {}  # adapt key -> its rollout keys, to return in serial order
+
+        def record(key: tuple, outcomes: list[EpisodeOutcome]) -> None:
+            out[key] = outcomes
+            if on_done is not None:
+                on_done(len(outcomes))
+
+        if self._pool is None:
+            for job in adapt_jobs:
+                key, adapted = run_adapt_job(job)
+                adaptations[key] = adapted
+                for rollout in rollouts_for(key, adapted):
+                    record(*run_job(rollout))
+            return adaptations, out
+        pending: dict[Future[Any], str] = {self._pool.submit(run_adapt_job, j): "adapt" for j in adapt_jobs}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    kind = pending.pop(future)
+                    key, value = future.result()
+                    if kind == "rollout":
+                        record(key, value)
+                        continue
+                    adaptations[key] = value
+                    rollouts = rollouts_for(key, value)
+                    order[key] = [r.key for r in rollouts]
+                    for rollout in rollouts:
+                        pending[self._pool.submit(run_job, rollout)] = "rollout"
+        finally:
+            for future in pending:
+                future.cancel()
+        keys = [k for job in adapt_jobs for k in order[job.key]]
+        return {j.key: adaptations[j.key] for j in adapt_jobs}, {k: out[k] for k in keys}
 
     def close(self) -> None:
         if self._pool is not None:
