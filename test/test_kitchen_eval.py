@@ -154,3 +154,30 @@ def test_kitchen_split_selects_the_combinations(monkeypatch, tmp_path, capsys) -
     assert seen == [kt.validation_combos(), kt.UNSEEN]
     assert cli.main(["--env", "kitchen", "--split", "train", "--no-progress"]) == 2
     assert "--split test or --split val" in capsys.readouterr().err
+
+
+def test_table_from_renders_kitchen_results_and_refuses_unusable_files(tmp_path, capsys) -> None:
+    from dmil_ros.evaluation import cli
+
+    def result(mean: float, seeds: int) -> dict:
+        row = {"label": kt.UNSEEN[0].label, "mean_completed": mean, "stderr": 0.1}
+        return {"env": "kitchen", "combos": [row], "trials": 10, "seeds": list(range(seeds)), "shots": 3,
+                "horizon": 500}  # fmt: skip
+
+    (tmp_path / "v4.json").write_text(json.dumps(result(1.25, 2)))
+    (tmp_path / "v5.json").write_text(json.dumps(result(0.5, 5)))
+    assert cli.main(["--table-from", str(tmp_path / "v4.json"), str(tmp_path / "v5.json"),
+                     "--table", str(tmp_path / "t.md")]) == 0  # fmt: skip
+    table = (tmp_path / "t.md").read_text()
+    assert "| v4 | v5 |" in table and "1.25 ± 0.10 | 0.50 ± 0.10" in table
+    assert "- v5: 10 trials x 5 evaluation seed(s)" in table  # columns of different runs say so
+
+    (tmp_path / "broken.json").write_text(json.dumps({"env": "kitchen", "combos": []}))
+    (tmp_path / "ml10.json").write_text(json.dumps({"method": "dmil", "suite": "ml10", "split": "test",
+                                                    "shots": 3, "mean_success": 0.9}))  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["--table-from", str(tmp_path / "broken.json")]) == 2
+    assert "not a `dmil eval --out` file (missing 'trials')" in capsys.readouterr().err
+    assert cli.main(["--table-from", str(tmp_path / "v4.json"), str(tmp_path / "ml10.json")]) == 2
+    assert "do not share a table" in capsys.readouterr().err
+    assert cli.main(["--table-from", str(tmp_path / "absent.json")]) == 2

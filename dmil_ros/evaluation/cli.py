@@ -34,7 +34,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,20 +216,50 @@ def _run(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str, Path | N
     # Heavy imports here so that `--help` stays fast.
     from dmil_ros.core.checkpoint import CheckpointError
     from dmil_ros.core.data import DemoError
-    from dmil_ros.evaluation.table import render_table
     from dmil_ros.training.config import ConfigError
 
     if args.table_from:
-        rows = []
-        for f in args.table_from:
-            data = json.loads(Path(f).read_text())
-            cells = data.get("cells", [data])
-            rows.append((str(cells[0]["method"]), cells))
-        return None, render_table(rows, "Few-shot success rates (paper Table 1 layout)"), _path(args.table)
+        return None, _table_from(args.table_from), _path(args.table)
     try:
         return _evaluate(args)
     except (ConfigError, CheckpointError, FileNotFoundError, DemoError, ValueError) as e:
         raise _UsageError(str(e)) from e
+
+
+def _table_from(files: Sequence[str]) -> str:
+    """Re-render earlier `--out` files: Meta-World cells (Table 1 layout) or kitchen results (one column
+    a file, named by it; a kitchen K ablation gives one column a K). Unusable files: _UsageError."""
+    from dmil_ros.evaluation import kitchen as kt
+    from dmil_ros.evaluation.table import render_table
+
+    rows: list[tuple[str, list[dict[str, Any]]]] = []
+    columns: list[tuple[str, dict[str, Any]]] = []
+    for f in files:
+        try:
+            data = json.loads(Path(f).read_text())
+            if data.get("env") == "kitchen":
+                runs = data["rows"] if "rows" in data else {Path(f).stem: data}
+                for name, res in runs.items():
+                    _require(res, ("combos", "trials", "seeds", "shots", "horizon"))
+                    columns.append((str(name), res))
+            else:
+                cells = data.get("cells", [data])
+                _require(cells[0], ("method", "suite", "split", "shots", "mean_success"))
+                rows.append((str(cells[0]["method"]), cells))
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+            raise _UsageError(f"--table-from {f}: not a `dmil eval --out` file ({what})") from e
+    if rows and columns:
+        raise _UsageError("--table-from: kitchen and Meta-World results do not share a table")
+    if columns:
+        return kt.render_kitchen_table(columns, "Kitchen: completed sub-tasks (paper Table 2 layout)")
+    return render_table(rows, "Few-shot success rates (paper Table 1 layout)")
+
+
+def _require(d: Mapping[str, Any], keys: Sequence[str]) -> None:
+    for k in keys:
+        if k not in d:
+            raise KeyError(k)
 
 
 def _path(p: str | None) -> Path | None:

@@ -245,11 +245,15 @@ def render_kitchen_table(columns: Sequence[tuple[str, Mapping[str, Any]]], title
             else:
                 cells.append(f"{row['mean_completed']:.2f} ± {row['stderr']:.2f}")
         lines.append("| " + " | ".join([label, *cells]) + " |")
-    first = columns[0][1]
-    lines += [
-        "",
-        f"Completed sub-tasks (of 4), mean ± standard error over {first['trials']} trials x "
-        f"{len(first['seeds'])} evaluation seed(s); {first['shots']}-shot adaptation; "
-        f"horizon {first['horizon']}.",
-    ]
+    def protocol(res: Mapping[str, Any]) -> str:
+        return (f"{res['trials']} trials x {len(res['seeds'])} evaluation seed(s); {res['shots']}-shot "
+                f"adaptation; horizon {res['horizon']}")  # fmt: skip
+
+    protocols = {name: protocol(res) for name, res in columns}
+    lines += ["", "Completed sub-tasks (of 4), mean ± standard error over"]
+    if len(set(protocols.values())) == 1:
+        lines[-1] += f" {next(iter(protocols.values()))}."
+    else:  # columns from different runs (`dmil eval --table-from`)
+        lines[-1] += " the episodes of each column:"
+        lines += [f"- {name}: {p}" for name, p in protocols.items()]
     return "\n".join(lines) + "\n"
