@@ -209,11 +209,10 @@ def evaluate_kitchen(policies: Mapping[str, ResolvedPolicy], s: KitchenSettings)
             adaptations, outcomes = runner.adapt_and_run(adapt_jobs, rollouts, bar.update)
         finally:
             bar.close()
-    adapt: dict[int, list[tuple[float, float, float]]] = {}
-    for ci in range(len(s.combos)):
-        for seed in s.seeds:
-            a = adaptations[(ci, seed)]
-            adapt.setdefault(ci, []).append((a.loss_before, a.loss_after, a.seconds))
+    adapt = {
+        ci: [(a.loss_before, a.loss_after, a.seconds) for a in (adaptations[(ci, sd)] for sd in s.seeds)]
+        for ci in range(len(s.combos))
+    }
     rows = [
         _combo_row(ci, combo, outcomes, adapt[ci], policies, s.seeds) for ci, combo in enumerate(s.combos)
     ]

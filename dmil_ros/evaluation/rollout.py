@@ -118,7 +118,8 @@ def _worker_init() -> None:
 
 
 class RolloutRunner:
-    """Runs rollout jobs serially (workers <= 1) or on a process pool kept for the runner's lifetime."""
+    """Runs adaptation and rollout jobs serially (workers <= 1) or on a process pool kept for the
+    runner's lifetime."""
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = max(1, workers)
@@ -126,21 +127,6 @@ class RolloutRunner:
         if self.workers > 1:
             ctx = multiprocessing.get_context("spawn")  # fork + MuJoCo/torch threads is not safe
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
-
-    def run(
-        self, jobs: Sequence[RolloutJob], on_done: Callable[[int], None] | None = None
-    ) -> dict[tuple, list[EpisodeOutcome]]:
-        """Outcomes per job key; `on_done(n_episodes)` after each finished job (progress bars)."""
-        out: dict[tuple, list[EpisodeOutcome]] = {}
-        if self._pool is None:
-            results = map(run_job, jobs)
-        else:
-            results = self._pool.map(run_job, jobs)
-        for key, outcomes in results:
-            out[key] = outcomes
-            if on_done is not None:
-                on_done(len(outcomes))
-        return out
 
     def adapt_and_run(
         self,
