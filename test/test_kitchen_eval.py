@@ -156,6 +156,28 @@ def test_kitchen_split_selects_the_combinations(monkeypatch, tmp_path, capsys) -
     assert "--split test or --split val" in capsys.readouterr().err
 
 
+def test_kitchen_suite_selects_the_excluded_objects(monkeypatch, tmp_path, capsys) -> None:
+    """--suite kitchen-no-<object> evaluates (and needs checkpoints for) those objects only; it and
+    --tasks were once silently ignored with --env kitchen."""
+    from dmil_ros.evaluation import cli
+    from dmil_ros.evaluation import kitchen as harness
+
+    seen = []
+    monkeypatch.setattr(harness, "evaluate_kitchen", lambda p, s: seen.append((set(p), s.combos)) or {
+        "method": "dmil", "combos": [], "per_combo": {}, "min_completed": 0.0, "trials": s.trials,
+        "seeds": list(s.seeds), "shots": s.shots, "horizon": s.horizon})  # fmt: skip
+    table = ["--no-progress", "--table", str(tmp_path / "t.md")]
+    assert cli.main(["--env", "kitchen", "--split", "val", "--suite", "kitchen-no-kettle", *table]) == 0
+    kettle = tuple(c for c in kt.validation_combos() if c.excluded == "kettle")
+    assert len(kettle) == kt.VALIDATION_PER_OBJECT and seen == [({"kettle"}, kettle)]
+    assert cli.main(["--env", "kitchen", "--suite", "kitchen-no-light_switch", *table]) == 2
+    err = capsys.readouterr().err
+    assert "unknown --suite kitchen-no-light_switch; choose from kitchen-no-top_burner" in err
+    assert cli.main(["--env", "kitchen", "--tasks", "microwave+kettle", *table]) == 2
+    assert "not --tasks" in capsys.readouterr().err
+    assert len(seen) == 1
+
+
 def test_table_from_renders_kitchen_results_and_refuses_unusable_files(tmp_path, capsys) -> None:
     from dmil_ros.evaluation import cli
 

@@ -45,6 +45,7 @@ from dmil_ros.evaluation.protocol import PROTOCOLS
 from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
 if TYPE_CHECKING:
+    from dmil_ros.envs.kitchen_tasks import UnseenCombo
     from dmil_ros.evaluation.policies import ResolvedPolicy
 
 
@@ -87,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cells = p.add_argument_group("where")
     cells.add_argument(
-        "--suite", type=_names, default=["ml10"], help=f"comma list of {', '.join(SUITES)} (default ml10)"
-    )
+        "--suite", type=_names, default=None,
+        help=f"comma list of {', '.join(SUITES)} (default ml10; kitchen: all four excluded objects, "
+        "or only the combinations of the kitchen-no-<object> suites given)",
+    )  # fmt: skip
     cells.add_argument(
         "--split",
         type=_names,
@@ -287,7 +290,7 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
         progress=not args.no_progress,
     )  # fmt: skip
     splits = args.split or (["train", "test"] if ablating else ["test"])
-    cells = make_cells(args.suite, splits, args.shots, args.tasks)
+    cells = make_cells(args.suite or ["ml10"], splits, args.shots, args.tasks)
     common = {
         "protocol": args.protocol,
         "horizon": settings.resolved_horizon,
@@ -340,6 +343,19 @@ def _with_adapt_overrides(resolved: ResolvedPolicy, args: argparse.Namespace) ->
     return ResolvedPolicy(method, resolved.policy, resolved.checkpoint)
 
 
+def _kitchen_combos(combos: Sequence[UnseenCombo], suites: Sequence[str] | None) -> tuple[UnseenCombo, ...]:
+    """`combos` of the given kitchen-no-<object> suites (all when none are given); others: ValueError."""
+    if not suites:
+        return tuple(combos)
+    known = list(dict.fromkeys(c.suite for c in combos))
+    unknown = [s for s in suites if s not in known]
+    if unknown:
+        raise ValueError(
+            f"--env kitchen: unknown --suite {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+    return tuple(c for c in combos if c.suite in suites)
+
+
 def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Path]:
     from dmil_ros.envs.kitchen_tasks import validation_combos
     from dmil_ros.evaluation import kitchen as kt
@@ -352,11 +368,15 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
     split = args.split or ["test"]
     if split not in (["test"], ["val"]):
         raise ValueError(f"--env kitchen takes --split test or --split val, got {','.join(split)}")
+    if args.tasks:
+        raise ValueError("--env kitchen evaluates fixed combinations: choose them with --split and "
+                         "--suite kitchen-no-<object>, not --tasks")  # fmt: skip
+    combos = _kitchen_combos(kt.UNSEEN if split == ["test"] else validation_combos(), args.suite)
     settings = kt.KitchenSettings(
         shots=shots[0], trials=args.trials or 10, seeds=tuple(range(args.seeds or 2)),
         horizon=args.horizon or kt.HORIZON, pool=args.pool, pool_size=args.pool_size,
         pool_seed=args.pool_seed, workers=args.workers, progress=not args.no_progress,
-        combos=kt.UNSEEN if split == ["test"] else validation_combos(),
+        combos=combos,
     )  # fmt: skip
     if min(settings.trials, len(settings.seeds), settings.shots, settings.horizon) < 1:
         raise ValueError("--trials, --seeds, --shots and --horizon must be >= 1")
@@ -368,7 +388,7 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
             root = Path(args.ablation_out) / f"kitchen-k{k}"
             policies = kt.train_kitchen_policies(
                 args.method or "dmil", config, [*args.overrides, f"model.num_skills={k}"], root,
-                progress=settings.progress,
+                combos, progress=settings.progress,
             )  # fmt: skip
             policies = {o: _with_adapt_overrides(p, args) for o, p in policies.items()}
             columns.append((f"K={k}", kt.evaluate_kitchen(policies, settings)))
@@ -378,10 +398,10 @@ def _evaluate_kitchen(args: argparse.Namespace) -> tuple[dict[str, Any], str, Pa
         return result, table, Path(args.table or "results/ablation-k-kitchen.md")
     if args.train_missing and args.method is not None and args.checkpoint is None:
         root = Path(args.train_out or f"runs/kitchen-{args.method}")
-        policies = kt.train_kitchen_policies(args.method, config, args.overrides, root,
+        policies = kt.train_kitchen_policies(args.method, config, args.overrides, root, combos,
                                              progress=settings.progress)  # fmt: skip
     else:
-        policies = kt.resolve_kitchen_policies(args.method, args.checkpoint)
+        policies = kt.resolve_kitchen_policies(args.method, args.checkpoint, combos)
     policies = {o: _with_adapt_overrides(p, args) for o, p in policies.items()}
     result = {"split": split[0], **kt.evaluate_kitchen(policies, settings)}
     name = result["method"]
