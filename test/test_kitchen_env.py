@@ -71,6 +71,10 @@ def test_reset_is_reproducible_and_state_round_trips():
     np.testing.assert_array_equal(np.stack(r1), np.stack(r2))
     state = env.robot_state()
     assert len(state.joint_names) == len(state.joint_positions) == 23
+    # franka_description's robot joint names (what a real Panda publishes), then the model's objects.
+    assert state.joint_names[:9] == (*(f"panda_joint{i}" for i in range(1, 8)), "panda_finger_joint1",
+                                     "panda_finger_joint2")  # fmt: skip
+    assert state.joint_names[9] == "knob_Joint_1" and state.joint_names[-1] == "microwave"
     assert state.object_positions.shape == (1, 3) and state.object_orientations.shape == (1, 4)
     assert 0.0 <= state.gripper_opening <= 1.0
     np.testing.assert_array_equal(observation_from_state(state), r2[-1])

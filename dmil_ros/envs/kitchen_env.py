@@ -24,6 +24,10 @@ seeded by `reset`, is included). Units are rad for hinges, m for slides and the 
     23:30   kettle free joint: position xyz (m, world) then    kettle (23:30)
             quaternion **wxyz** (MuJoCo qpos order)
 
+`RobotState.joint_names` gives the robot joints franka_description's names (`panda_joint1..7`,
+`panda_finger_joint1/2`, what a real Panda's joint_states carry) instead of the model's
+`robot:panda0_*`; the object joints keep the model's names.
+
 The observation index equals the MuJoCo qpos address, so `observation[OBS_ELEMENT_INDICES[t]]`
 (gymnasium's table) is the (noisy) achieved goal of sub-task t. World frame: MuJoCo world, z up, the
 arm base (`panda0_link0`) at (0, 0, 1.8) m, the kitchen towards +y.
@@ -69,6 +73,16 @@ def observation_from_state(state: RobotState) -> np.ndarray:
     return np.concatenate([q, pos, xyzw[[3, 0, 1, 2]]]).astype(np.float32)
 
 
+_MODEL_ROBOT_PREFIX = "robot:panda0_"
+
+
+def ros_joint_name(model_name: str) -> str:
+    """franka_description's name for a robot joint of the kitchen model; other joints unchanged."""
+    if model_name.startswith(_MODEL_ROBOT_PREFIX):
+        return "panda_" + model_name[len(_MODEL_ROBOT_PREFIX) :]
+    return model_name
+
+
 class KitchenEnv:
     """FrankaKitchen-v1 with a chain of target sub-tasks and a scripted, observation-only expert."""
 
@@ -103,8 +117,8 @@ class KitchenEnv:
         model = self._env.model
         # Robot joints, then every 1-dof object joint (the kettle's free joint is the object pose).
         self._joint_names = tuple(
-            model.joint(j).name for j in range(model.njnt) if model.jnt_type[j] != 0  # 0 = mjJNT_FREE
-        )
+            ros_joint_name(model.joint(j).name) for j in range(model.njnt) if model.jnt_type[j] != 0
+        )  # jnt_type 0 = mjJNT_FREE
         self._ee_site = model.site("end_effector").id
         self._expert: Any = None
         self._completed: list[str] = []

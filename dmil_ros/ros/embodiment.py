@@ -38,9 +38,10 @@ from dmil_ros.ros.interfaces import ConfigError, TopicSpec
 from dmil_ros.ros.observation import StateError, stamp_ns
 from dmil_ros.ros.state_sync import StateSync
 
+# franka_description's names (kitchen_env.ros_joint_name), as a real Panda's joint_states carry them.
 KITCHEN_ROBOT_JOINTS = (
-    *(f"robot:panda0_joint{i}" for i in range(1, 8)),
-    "robot:panda0_finger_joint1", "robot:panda0_finger_joint2",
+    *(f"panda_joint{i}" for i in range(1, 8)),
+    "panda_finger_joint1", "panda_finger_joint2",
 )
 # qpos[0:23] of FrankaKitchen-v1, in order (the kettle's free joint is object pose 0).
 KITCHEN_JOINTS = (
