@@ -83,6 +83,20 @@ def test_run_directory_has_config_log_tensorboard_and_checkpoints(demo_file: Pat
         train(cfg, run, progress=False)
 
 
+def test_snapshots_keep_the_weights_of_their_iteration(demo_file: Path, tmp_path: Path) -> None:
+    cfg = config_from_dict(tiny(demo_file, train={"iterations": 4, "eval_interval": 4, "log_interval": 4,
+                                                  "snapshot_interval": 2}))  # fmt: skip
+    run = train(cfg, tmp_path / "run", progress=False).run_dir
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["it2", "it4"]
+    h2, _, meta2 = load_checkpoint(run / "snapshots" / "it2")
+    h4, _, meta4 = load_checkpoint(run / "snapshots" / "it4")
+    assert (meta2["iteration"], meta4["iteration"]) == (2, 4)
+    assert max_difference(h4.params, load_checkpoint(run / "last")[0].params) == 0.0
+    assert max_difference(h2.params, h4.params) > 0.0
+    with pytest.raises(ConfigError, match="snapshot_interval"):
+        config_from_dict(tiny(demo_file, train={"iterations": 4, "snapshot_interval": -1}))
+
+
 def test_same_seed_same_weights(demo_file: Path, tmp_path: Path) -> None:
     cfg = config_from_dict(tiny(demo_file, train={"iterations": 4, "eval_interval": 4, "log_interval": 4}))
     a = train(cfg, tmp_path / "a", progress=False).run_dir

@@ -58,6 +58,9 @@ class ScheduleSettings:
     log_interval: int = 10
     validation_shots: int = 1  # demos adapted on per task; the other validation demos are the query
     init_from: str = ""  # checkpoint directory to continue from (weights + normalizer; Adam starts fresh)
+    # Every this many iterations also keep the weights in snapshots/it<N>/ (unvalidated), so that the
+    # number of iterations can be chosen afterwards by closed-loop success; 0 = off.
+    snapshot_interval: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError("data.demos_per_task must leave at least one training demo after validation_demos")
     if t.iterations < 1 or t.eval_interval < 1 or t.log_interval < 1:
         raise ConfigError("train.iterations, eval_interval and log_interval must be >= 1")
+    if t.snapshot_interval < 0:
+        raise ConfigError(f"train.snapshot_interval must be >= 0 (0 = off), got {t.snapshot_interval}")
     if cfg.model.num_skills < 1 or not cfg.model.hidden_sizes:
         raise ConfigError("model.num_skills must be >= 1 and model.hidden_sizes non-empty")
 

@@ -6,6 +6,7 @@ Run directory (written by rank 0 only):
   metrics.jsonl       one JSON line per log interval and per validation
   tensorboard/        TensorBoard scalars (train/*, val/*, perf/*)
   last/  best/        checkpoints (core.checkpoint); best = lowest validation MSE after adaptation
+  snapshots/it<N>/    with train.snapshot_interval: the weights every that many iterations
   summary.json        iterations, wall time, iterations/s, best validation
 """
 
@@ -229,6 +230,11 @@ def _train(
             for k, v in metrics.items():
                 pending[k].append(v)
             bar.update(1)
+            if comm.is_main and sched.snapshot_interval and it % sched.snapshot_interval == 0:
+                policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
+                nan = {"val_mse": float("nan"), "val_mse_unadapted": float("nan")}
+                save_checkpoint(policy, run_dir / "snapshots" / f"it{it}", method.dmil,
+                                _checkpoint_meta(cfg, method, it, nan))  # fmt: skip
             if it % sched.log_interval == 0 or it == sched.iterations:
                 means = {k: float(np.mean(v)) for k, v in pending.items()}
                 pending.clear()
