@@ -12,7 +12,8 @@ the criterion, fixed before any run, is the mean of 1-shot and 3-shot success.
     python scripts/select_on_validation.py checkpoints --suite ml45 --out results/ml45_val_stage1 \\
         runs/ml45sel-w256/snapshots/it2000 runs/ml45sel-w256/snapshots/it4000 ...
     # which adaptation budget for a method (a grid of 8; ties within 0.01 to fewer steps, then lower lr)
-    python scripts/select_on_validation.py budget --suite ml45 --method bc-scratch --out results/ml45_val_bc_scratch
+    python scripts/select_on_validation.py budget --suite ml45 --method bc-scratch \\
+        --out results/ml45_val_bc_scratch
 
 Writes <out>.json (every candidate's numbers, per task, and the choice) and <out>.md; keeps each
 evaluation's own `dmil eval --out` file under <out>/ ; prints the choice as JSON.
@@ -30,7 +31,8 @@ from typing import Any
 
 VALIDATION_TASKS = {
     "ml10": ("window-close-v3", "button-press-v3", "reach-wall-v3", "push-back-v3", "pick-place-wall-v3"),
-    "ml45": ("peg-insert-side-v3", "peg-unplug-side-v3", "plate-slide-v3", "shelf-place-v3", "window-open-v3"),
+    "ml45": ("peg-insert-side-v3", "peg-unplug-side-v3", "plate-slide-v3", "shelf-place-v3",
+             "window-open-v3"),
 }
 # Adaptation grids, 8 settings each: (steps, lr). DMIL/MIL: SGD on the sub-skills (high level at its
 # checkpoint's lr_high); the BC baselines: Adam.
@@ -45,9 +47,9 @@ GRIDS = {
 def evaluate(tasks: tuple[str, ...], out: Path, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     """One `dmil eval` on the validation tasks (reused if `out` exists: an interrupted selection resumes)."""
     if not out.is_file():
-        cmd = [sys.executable, "-m", "dmil_ros.cli", "eval", "--tasks", ",".join(tasks), "--shots", "1,3",
-               "--trials", str(args.trials), "--seeds", str(args.seeds), "--workers", str(args.workers),
-               "--no-progress", "--out", str(out), "--table", str(out.with_suffix(".md")), *extra]  # fmt: skip
+        cmd = [sys.executable, "-m", "dmil_ros.cli", "eval", "--tasks", ",".join(tasks),
+               "--shots", "1,3", "--trials", str(args.trials), "--seeds", str(args.seeds),
+               "--workers", str(args.workers), "--no-progress", "--out", str(out), "--table", str(out.with_suffix(".md")), *extra]  # fmt: skip
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
@@ -80,7 +82,8 @@ def main() -> int:
             p.error("checkpoints mode needs at least one checkpoint directory")
         tie = 0.02 if a.tie is None else a.tie
         for i, ckpt in enumerate(a.candidates):
-            row = {"checkpoint": ckpt, **evaluate(tasks, a.out / f"candidate{i}.json", a, ["--checkpoint", ckpt])}
+            out = a.out / f"candidate{i}.json"
+            row = {"checkpoint": ckpt, **evaluate(tasks, out, a, ["--checkpoint", ckpt])}
             rows.append(row)
             print(f"{ckpt}: 1-shot {row['1-shot']:.3f}, 3-shot {row['3-shot']:.3f}", flush=True)
         best = max(r["criterion"] for r in rows)
@@ -95,12 +98,13 @@ def main() -> int:
         base = ["--method", a.method] + (["--checkpoint", a.checkpoint] if a.checkpoint else [])
         for steps, lr in itertools.product(steps_grid, lr_grid):
             out = a.out / f"steps{steps}_lr{lr:g}.json"
-            row = {"steps": steps, "lr": lr,
-                   **evaluate(tasks, out, a, [*base, "--adapt-steps", str(steps), "--adapt-lr", str(lr)])}  # fmt: skip
+            budget = ["--adapt-steps", str(steps), "--adapt-lr", str(lr)]
+            row = {"steps": steps, "lr": lr, **evaluate(tasks, out, a, [*base, *budget])}
             rows.append(row)
-            print(f"steps {steps:4d} lr {lr:g}: 1-shot {row['1-shot']:.3f}, 3-shot {row['3-shot']:.3f}", flush=True)
+            print(f"steps {steps} lr {lr:g}: 1-shot {row['1-shot']:.3f}, 3-shot {row['3-shot']:.3f}", flush=True)
         best = max(r["criterion"] for r in rows)
-        chosen = min((r for r in rows if r["criterion"] >= best - tie), key=lambda r: (r["steps"], r["lr"]))
+        tied = [r for r in rows if r["criterion"] >= best - tie]
+        chosen = min(tied, key=lambda r: (r["steps"], r["lr"]))
         choice = {"steps": chosen["steps"], "lr": chosen["lr"]}
         keys = ["steps", "lr"]
     summary = {"mode": a.mode, "suite": a.suite, "validation_tasks": list(tasks), "method": a.method,
@@ -110,8 +114,8 @@ def main() -> int:
     a.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     what = "checkpoint" if a.mode == "checkpoints" else f"adaptation budget of {a.method}"
     lines = [f"### {a.suite.upper()} validation: {what}", "",
-             f"Tasks: {', '.join(tasks)}; official protocol, {a.trials} trials x {a.seeds} seeds; criterion = "
-             f"mean of 1- and 3-shot success, ties ({tie:g}) to the cheaper candidate.", "",
+             f"Tasks: {', '.join(tasks)}; official protocol, {a.trials} trials x {a.seeds} seeds; "
+             f"criterion = mean of 1- and 3-shot success, ties ({tie:g}) to the cheaper candidate.", "",
              f"| {' | '.join(keys)} | 1-shot | 3-shot | criterion |", "|---" * (len(keys) + 3) + "|"]  # fmt: skip
     for r in rows:
         mark = " **(chosen)**" if r is chosen else ""
