@@ -49,20 +49,20 @@ def evaluate(tasks: tuple[str, ...], out: Path, args: argparse.Namespace, extra:
     if not out.is_file():
         cmd = [sys.executable, "-m", "dmil_ros.cli", "eval", "--tasks", ",".join(tasks),
                "--shots", "1,3", "--trials", str(args.trials), "--seeds", str(args.seeds),
-               "--workers", str(args.workers), "--no-progress", "--out", str(out), "--table", str(out.with_suffix(".md")), *extra]  # fmt: skip
+               "--workers", str(args.workers), "--no-progress", "--out", str(out), "--table", str(out.with_suffix(".md")), *extra]
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
     m = result["mean_success"]
     one, three = m["custom/test/1-shot"], m["custom/test/3-shot"]
     return {"1-shot": one, "3-shot": three, "criterion": (one + three) / 2, "stderr": result["stderr"],
-            "per_task": result["per_task"], "file": str(out)}  # fmt: skip
+            "per_task": result["per_task"], "file": str(out)}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])  # fmt: skip
+                                epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("mode", choices=["checkpoints", "budget"])
     p.add_argument("candidates", nargs="*", help="checkpoints mode: checkpoint directories, cheapest first")
     p.add_argument("--suite", choices=sorted(VALIDATION_TASKS), default="ml10")
@@ -109,14 +109,14 @@ def main() -> int:
         keys = ["steps", "lr"]
     summary = {"mode": a.mode, "suite": a.suite, "validation_tasks": list(tasks), "method": a.method,
                "checkpoint": a.checkpoint, "protocol": "official (300 steps)", "trials": a.trials,
-               "seeds": a.seeds, "tie": tie, "chosen": choice, "rows": rows}  # fmt: skip
+               "seeds": a.seeds, "tie": tie, "chosen": choice, "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     what = "checkpoint" if a.mode == "checkpoints" else f"adaptation budget of {a.method}"
     lines = [f"### {a.suite.upper()} validation: {what}", "",
              f"Tasks: {', '.join(tasks)}; official protocol, {a.trials} trials x {a.seeds} seeds; "
              f"criterion = mean of 1- and 3-shot success, ties ({tie:g}) to the cheaper candidate.", "",
-             f"| {' | '.join(keys)} | 1-shot | 3-shot | criterion |", "|---" * (len(keys) + 3) + "|"]  # fmt: skip
+             f"| {' | '.join(keys)} | 1-shot | 3-shot | criterion |", "|---" * (len(keys) + 3) + "|"]
     for r in rows:
         mark = " **(chosen)**" if r is chosen else ""
         cells = " | ".join(f"{r[k]:g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
