@@ -49,7 +49,8 @@ def evaluate(tasks: tuple[str, ...], out: Path, args: argparse.Namespace, extra:
     if not out.is_file():
         cmd = [sys.executable, "-m", "dmil_ros.cli", "eval", "--tasks", ",".join(tasks),
                "--shots", "1,3", "--trials", str(args.trials), "--seeds", str(args.seeds),
-               "--workers", str(args.workers), "--no-progress", "--out", str(out), "--table", str(out.with_suffix(".md")), *extra]
+               "--workers", str(args.workers), "--no-progress", "--out", str(out),
+               "--table", str(out.with_suffix(".md")), *extra]
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
@@ -101,7 +102,8 @@ def main() -> int:
             budget = ["--adapt-steps", str(steps), "--adapt-lr", str(lr)]
             row = {"steps": steps, "lr": lr, **evaluate(tasks, out, a, [*base, *budget])}
             rows.append(row)
-            print(f"steps {steps} lr {lr:g}: 1-shot {row['1-shot']:.3f}, 3-shot {row['3-shot']:.3f}", flush=True)
+            print(f"steps {steps} lr {lr:g}: 1-shot {row['1-shot']:.3f}, 3-shot {row['3-shot']:.3f}",
+                  flush=True)
         best = max(r["criterion"] for r in rows)
         tied = [r for r in rows if r["criterion"] >= best - tie]
         chosen = min(tied, key=lambda r: (r["steps"], r["lr"]))
