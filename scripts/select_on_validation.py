@@ -1,10 +1,7 @@
 """Choose a checkpoint or an adaptation budget by closed-loop success on meta-validation tasks.
 
-Meta-validation tasks are never trained on and never reported as results; they only rank settings:
-- ml10: five Meta-World tasks in neither ML10 split, each the nearest sibling of an ML10 training task,
-  as the ML10 test tasks are (results/adaptation_budget_validation.md).
-- ml45: five of the 45 ML45 training tasks, drawn once (results/ml45_validation.md); runs that are
-  evaluated on them are trained on the other 40.
+Meta-validation tasks (dmil_ros.envs.registry.VALIDATION_TASKS) are never trained on by the runs they
+rank and never reported as results (results/adaptation_budget_validation.md, results/ml45_validation.md).
 Every candidate is evaluated with `dmil eval` (official protocol, 1 and 3 shots, --trials x --seeds);
 the criterion, fixed before any run, is the mean of 1-shot and 3-shot success.
 
@@ -29,11 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-VALIDATION_TASKS = {
-    "ml10": ("window-close-v3", "button-press-v3", "reach-wall-v3", "push-back-v3", "pick-place-wall-v3"),
-    "ml45": ("peg-insert-side-v3", "peg-unplug-side-v3", "plate-slide-v3", "shelf-place-v3",
-             "window-open-v3"),
-}
+from dmil_ros.envs.registry import VALIDATION_TASKS
+
 # Adaptation grids, 8 settings each: (steps, lr). DMIL/MIL: SGD on the sub-skills (high level at its
 # checkpoint's lr_high); the BC baselines: Adam.
 GRIDS = {
