@@ -1,7 +1,8 @@
-"""Copy a training run's best (or last) checkpoint into the package as the shipped hierarchy.
+"""Copy a checkpoint of a training run (best, last or a snapshot) into the package as the shipped hierarchy.
 
     .venv/bin/python scripts/ship_checkpoint.py runs/ml10-k3 --recipe config/train_ml10.yaml
-    .venv/bin/python scripts/ship_checkpoint.py runs/ml45 --from last --recipe config/train_ml45.yaml \
+    .venv/bin/python scripts/ship_checkpoint.py runs/ml45 --from snapshots/it2000 \
+        --recipe config/train_ml45.yaml \
         --out dmil_ros/checkpoints/metaworld_ml45
     .venv/bin/python scripts/ship_checkpoint.py runs/kitchen-k4/no_kettle --recipe config/train_kitchen.yaml \
         --out dmil_ros/checkpoints/kitchen/no_kettle --normalizer-min-std 0.1
@@ -25,9 +26,9 @@ SHIPPED = Path(__file__).resolve().parents[1] / "dmil_ros" / "checkpoints" / "me
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="training run directory")
-    p.add_argument("--from", dest="which", choices=["best", "last"], default="best",
-                   help="best: lowest validation MSE (ML10, kitchen); last: the final iteration (ML45, whose "
-                   "iteration count was chosen by closed-loop validation)")
+    p.add_argument("--from", dest="which", default="best",
+                   help="checkpoint inside the run: best (lowest validation MSE; ML10, kitchen), last, or "
+                   "snapshots/it<N> (ML45, whose iteration count was chosen by closed-loop validation)")
     p.add_argument("--recipe", type=Path, default=Path("config/train_ml10.yaml"))
     p.add_argument("--out", type=Path, default=SHIPPED)
     p.add_argument("--normalizer-min-std", type=float, default=None,
