@@ -446,3 +446,36 @@ def test_realtime_priority_without_permission_is_logged_and_the_node_drives(
     ros.probe.wait_until(lambda: ros.logged("realtime_priority 5 not set: no permission"), 5, "the warning")
     publish_state(ros.probe, 0)
     ros.probe.wait_until(lambda: ros.twists() and ros.status() == "driving", 5, "driving")
+
+
+# --- hostile messages -----------------------------------------------------------------------------
+@pytest.mark.parametrize("payload", ['{"episode": Infinity, "start_ns": 0}',
+                                     '{"episode": 1, "start_ns": 1e400}'])
+def test_overflowing_episode_info_is_ignored(ros: InProcessGraph, checkpoint: Path, tmp_path: Path,
+                                             payload: str) -> None:
+    """JSON Infinity / 1e400 in episode_info killed policy_node (OverflowError in the callback)."""
+    start_policy(ros, checkpoint, tmp_path)
+    info = ros.probe.publisher(itf.EPISODE_INFO)
+    ros.probe.wait_until(lambda: info.get_subscription_count() >= 1, 10, "the episode_info subscription")
+    info.publish(String(data=payload))
+    drive_then_break(ros)  # still answers states, one after the other
+    assert not ros.logged("dropped: its callback failed"), "parse_episode_info raised"
+
+
+def test_a_failing_callback_is_logged_with_its_topic_and_the_node_keeps_running(
+        ros: InProcessGraph, checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The net under every callback (dmil_ros/ros/guarded.py): an unexpected exception is logged with
+    the topic and the message dropped; the node keeps serving."""
+    start_policy(ros, checkpoint, tmp_path)
+
+    def broken(_text: str) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(itf, "parse_episode_info", broken)
+    info = ros.probe.publisher(itf.EPISODE_INFO)
+    ros.probe.wait_until(lambda: info.get_subscription_count() >= 1, 10, "the episode_info subscription")
+    info.publish(String(data='{"episode": 0}'))
+    ros.probe.wait_until(lambda: ros.logged("message on episode_info dropped: its callback failed with "
+                                            "RuntimeError: simulated bug"), 10, "the logged failure")
+    drive_then_break(ros)
+    assert ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=False)).success

@@ -33,6 +33,7 @@ from std_srvs.srv import Trigger
 from dmil_ros import __version__
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.embodiment import embodiment_for
+from dmil_ros.ros.guarded import guard, subscribe
 from dmil_ros.ros.mcap_io import DemoWriter, list_demos, new_demo_path, task_dir
 from dmil_ros.ros.runner import run_node
 
@@ -58,8 +59,7 @@ class DemoRecorder(Node):
         state_qos = itf.state_qos(self.p["state_reliability"])
         for spec in self._emb.recorded_topics:  # metaworld: itf.RECORDED_TOPICS
             qos = state_qos if spec in itf.STATE_TOPICS or spec is itf.TASK_SUCCESS else spec.qos
-            sub = self.create_subscription(spec.msg_type, spec.name, self._callback(spec),
-                                           itf.recording_qos(qos))
+            sub = subscribe(self, spec.msg_type, spec.name, self._callback(spec), itf.recording_qos(qos))
             self._topics[spec.name] = sub.topic_name  # after remapping: what Foxglove will show
             self._subs.append((spec, sub))
             if spec is self._emb.teleop_command:  # metaworld: the twist
@@ -95,8 +95,9 @@ class DemoRecorder(Node):
                     break
                 msg, info = taken
                 pending.append((info.get("received_timestamp") or time.time_ns(), len(pending), spec, msg))
+        on_msg = guard(self, "the recorded topics", self._on_msg)  # as the subscriptions' callbacks
         for received, _, spec, msg in sorted(pending, key=lambda p: p[:2]):
-            self._on_msg(spec, msg, received)
+            on_msg(spec, msg, received)
         return len(pending)
 
     def _on_msg(self, spec: itf.TopicSpec, msg: Any, received_ns: int | None = None) -> None:

@@ -60,6 +60,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
 
+from dmil_ros.ros.guarded import subscribe
+
 # --- QoS ------------------------------------------------------------------------------------------
 # Reliable so that lock-step simulation never loses the one state a step produces; depth 10 absorbs
 # bursts. A best-effort variant exists for robots/perception publishing best-effort.
@@ -130,9 +132,12 @@ def parse_episode_info(text: str) -> dict[str, Any] | None:
     """An EPISODE_INFO payload with `episode` as an int and `start_ns` (0 if absent); None if malformed."""
     try:
         info = json.loads(text)
+        if not isinstance(info, dict):
+            return None
+        # int() of a JSON Infinity / 1e400 (a float inf) raises OverflowError, of NaN ValueError
         info["episode"] = int(info["episode"])
         info["start_ns"] = int(info.get("start_ns", 0))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
     return info
 
@@ -176,10 +181,10 @@ def subscribe_robot_state(
     task, the episode and the new goal are known before the state they belong to is complete (else
     the first step of an episode is acted on with the previous episode's goal and previous frame)."""
     qos = state_qos(reliability)
-    node.create_subscription(TASK.msg_type, TASK.name, on_task, TASK.qos)
-    node.create_subscription(EPISODE_INFO.msg_type, EPISODE_INFO.name, on_episode, EPISODE_INFO.qos)
+    subscribe(node, TASK.msg_type, TASK.name, on_task, TASK.qos)
+    subscribe(node, EPISODE_INFO.msg_type, EPISODE_INFO.name, on_episode, EPISODE_INFO.qos)
     for spec in SUBSCRIBE_ORDER:
-        node.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
+        subscribe(node, spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
 
 
 @dataclass(frozen=True)
