@@ -178,6 +178,30 @@ def test_stale_state_gives_zero_commands(ros: InProcessGraph, checkpoint: Path, 
     ros.probe.wait_until(lambda: ros.status() == "driving", 5, "recovery")
 
 
+def test_stale_state_zeros_for_a_bounded_time_then_silence(ros: InProcessGraph, checkpoint: Path,
+                                                           tmp_path: Path) -> None:
+    """A driver/Servo must see the command stream stop: zeros for stale_zero_duration, then nothing
+    until state returns (a robot that stopped publishing got zero twists at 80 Hz forever)."""
+    start_policy(ros, checkpoint, tmp_path, state_timeout=0.2, stale_zero_duration=0.4)
+    for k in range(5):
+        publish_state(ros.probe, k)
+        time.sleep(0.02)
+    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "driving")
+    ros.probe.wait_until(lambda: "command stream stopped" in ros.status(), 5, "the stream to stop")
+    zeros = [t for t in ros.twists() if is_zero(t)]
+    assert zeros, "no zero command before the stream stopped"
+    first_zero = stamp_ns(zeros[0].header.stamp)
+    last_zero = stamp_ns(zeros[-1].header.stamp)
+    assert 0.2 <= (last_zero - first_zero) / 1e9 <= 0.4 + 0.3, (first_zero, last_zero)
+    count = len(ros.twists())
+    time.sleep(0.8)  # 40 watchdog periods at 50 Hz
+    assert len(ros.twists()) == count, "still publishing after stale_zero_duration"
+    assert ros.logged("command stream stopped after 0.4 s of zeros")
+    publish_state(ros.probe, 50)  # state returns: driving, and the next stale period zeros again
+    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "recovery")
+    ros.probe.wait_until(lambda: len([t for t in ros.twists() if is_zero(t)]) > len(zeros), 5, "zeros again")
+
+
 def test_disabled_policy_is_silent(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
     start_policy(ros, checkpoint, tmp_path, enabled=False)
     for k in range(3):

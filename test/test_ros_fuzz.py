@@ -208,7 +208,7 @@ def finite_command(msg: Any, max_speed: float) -> bool:
     if hasattr(msg, "twist"):
         lin, ang = msg.twist.linear, msg.twist.angular
         v = np.array([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z])
-        return bool(np.isfinite(v).all() and np.all(np.abs(v[:3]) <= max_speed))
+        return bool(np.isfinite(v).all() and np.linalg.norm(v[:3]) <= max_speed * (1 + 1e-9))
     return bool(np.isfinite(msg.velocity).all() and np.all(np.abs(msg.velocity) <= 2.0))
 
 

@@ -120,9 +120,10 @@ class MetaWorldEmbodiment:
         return mwobs.state_to_msgs(state, stamp, frame_id, gripper_joint)
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
-                          max_linear_speed: float = math.inf) -> tuple[Any, Any]:
+                          max_linear_speed: float = math.inf,
+                          max_angular_speed: float = math.inf) -> tuple[Any, Any]:
         """(command, gripper command or None), the gripper to be sent first."""
-        return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed)
+        return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed, max_angular_speed)
 
     def zero_command(self, stamp: Time, frame_id: str) -> Any:
         return mwobs.zero_twist(stamp, frame_id)
@@ -287,8 +288,10 @@ class KitchenEmbodiment:
         return js, ee, objs, goal
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
-                          max_linear_speed: float = math.inf) -> tuple[JointState, None]:
-        """(JointState joint velocities, no separate gripper command); `max_linear_speed` does not apply."""
+                          max_linear_speed: float = math.inf,
+                          max_angular_speed: float = math.inf) -> tuple[JointState, None]:
+        """(JointState joint velocities, no separate gripper command); the ee speed limits do not apply
+        (each joint's velocity is clipped to the env's +-2)."""
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
         return self._command(stamp, frame_id, a * KITCHEN_VELOCITY_SCALE), None
 

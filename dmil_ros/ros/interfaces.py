@@ -309,9 +309,14 @@ POLICY_PARAMS = (
     ParamSpec("rate", 80.0, "timer mode: control rate; both modes: watchdog rate [Hz]", range=(1.0, 2000.0)),
     ParamSpec("state_timeout", 0.25, "zero command when no complete state arrived for this long [s]",
               range=(0.001, 10.0)),
-    ParamSpec("max_linear_speed", 0.8, "metaworld: clamp of each commanded linear velocity component [m/s] "
+    ParamSpec("stale_zero_duration", 0.5, "on stale state, publish zero commands for this long [s], then "
+              "nothing until state returns (a driver/Servo then sees the stream stop and halts); the "
+              "gripper gets no command meanwhile and holds its last one", range=(0.0, 60.0)),
+    ParamSpec("max_linear_speed", 0.8, "metaworld: limit of the commanded linear velocity's norm [m/s] "
               "(kitchen: joint velocities are clipped to the env's +-2 rad/s)",
               range=(0.0, 10.0)),
+    ParamSpec("max_angular_speed", 1.0, "metaworld: limit of the commanded angular velocity's norm "
+              "[rad/s] (the policy commands none: Meta-World's hand does not turn)", range=(0.0, 10.0)),
     ParamSpec("frame_id", "world", "frame of the published twist"),
     ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task"),
     ParamSpec("max_demos", 3, "adapt on the newest N demos of the task (dynamic: `ros2 param set "

@@ -6,7 +6,12 @@ hand-off cost):
   one stamp) the moment its last part arrives; the command carries the state's stamp.
 - trigger=timer: act at `rate` Hz on the latest parts, each fresher than `state_timeout`.
 - watchdog (both): enabled and no complete state for `state_timeout` -> zero velocity, with the reason
-  (only the reason while no state part was ever received: nothing was commanded yet).
+  (only the reason while no state part was ever received: nothing was commanded yet), for at most
+  `stale_zero_duration`; then nothing is published until a state comes back, so a driver or MoveIt
+  Servo sees the command stream stop and its own timeout halts the arm. No gripper command is sent
+  meanwhile: the gripper holds its last command (opening or closing it blind could drop the object).
+- speed limits: the norm of the commanded linear velocity is clamped to `max_linear_speed` (direction
+  kept), the angular one's to `max_angular_speed`.
   Against a lock-step sim (episode_info says lock_step) the watchdog and disabling publish no zero
   twist: such a sim holds still without commands, and would take any twist as the command for its
   current state, i.e. step the episode with a velocity the policy never chose for it.
@@ -119,6 +124,7 @@ class PolicyNode(Node):
         self._last_complete = -math.inf
         self._last_command: tuple[Float64 | None, TwistStamped] | None = None
         self._last_sent = -math.inf
+        self._stale_since: float | None = None  # when the watchdog began sending zeros (stale state)
         self._episode: int | None = None
         self._episode_start = 0  # stamp [ns] of the current episode's first state (episode_info)
         self._lock_step = False  # the sim steps once per command (episode_info)
@@ -208,10 +214,19 @@ class PolicyNode(Node):
             return
         problem = self._sync.problem(now, timeout, exact=self.p["trigger"] == "state")
         self._builder.reset()  # continuity is broken: the next good state starts a new sequence
+        reason = problem or f"stale state: no complete state within {timeout:.3g} s"
         # No zero twist to a lock-step sim, nor before anything was heard from the robot (the timer can
         # fire before the first messages are taken, and it never commanded anything yet anyway).
-        self._refuse(problem or f"stale state: no complete state within {timeout:.3g} s",
-                     command=self._sync.received_any and not self._lock_step)
+        command = self._sync.received_any and not self._lock_step
+        if command:
+            # Zeros for stale_zero_duration, then silence: a driver/Servo must see the stream stop
+            # (its own timeout halts the arm) rather than a live stream of zeros forever.
+            if self._stale_since is None:
+                self._stale_since = now
+            if now - self._stale_since > self.p["stale_zero_duration"]:
+                command = False
+                reason += f"; command stream stopped after {self.p['stale_zero_duration']:.3g} s of zeros"
+        self._refuse(reason, command=command)
 
     def _act(self, state: StateSet, stamp: Any) -> None:
         if self._task_error:
@@ -229,8 +244,9 @@ class PolicyNode(Node):
             self._refuse(str(e), stamp)
             return
         twist, gripper = self._emb.action_to_command(action, stamp, self.p["frame_id"],
-                                                     self.p["max_linear_speed"])
+                                                     self.p["max_linear_speed"], self.p["max_angular_speed"])
         self._send(gripper, twist)
+        self._stale_since = None
         self._pub_skill.publish(Int32(data=int(skill)))
         self._pub_probs.publish(Float32MultiArray(data=[float(v) for v in probs]))
         self._last_reason = ""
