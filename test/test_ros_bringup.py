@@ -73,3 +73,16 @@ def test_bringup_stops_the_graph_when_a_node_fails(tmp_path: Path) -> None:
     assert proc.returncode == 2, out
     assert "policy_node exited with code 2" in out and "does not exist" in out
     assert marked_processes(str(tmp_path)) == []
+
+
+def test_bringup_sim_with_an_unknown_task_exits_nonzero_within_seconds(tmp_path: Path) -> None:
+    """The nodes that refuse the task exit 2; the graph (recorder included) must not stay up."""
+    started = time.monotonic()
+    proc, _ = bringup("sim", tmp_path, "--task", "no-such-task-v3")
+    out, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 2, out
+    assert "exited with code 2" in out and "unknown Meta-World v3 task 'no-such-task-v3'" in out, out
+    assert "Traceback" not in out
+    assert took < 60, took  # node start-up (imports) on a loaded 2-core machine; ~10 s when quiet
+    assert marked_processes(str(tmp_path)) == []
