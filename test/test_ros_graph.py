@@ -210,3 +210,26 @@ def test_param_spec_coercion() -> None:
         itf.coerce(lock, "perhaps")
     assert rate.descriptor().floating_point_range[0].to_value == 1000.0
     assert rate.descriptor().read_only and not itf.param_spec("sim_bridge", "task").descriptor().read_only
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    ({"rate": "abc"}, "rate:=abc is not a number (e.g. 80 or 80.0)"),
+    ({"rate": "0"}, "rate:=0 is outside [1, 2000]"),
+    ({"rate": "1500"}, "rate:=1500 is outside [1, 1000]"),  # the policy takes it, the sim does not
+    ({"rate": "nan"}, "rate:=nan is not a finite number"),
+    ({"lock_step": "perhaps"}, "lock_step:=perhaps is not one of true, false"),
+    ({"enable_policy": "yes please"}, "enable_policy:=yes please is not one of true, false"),
+])
+def test_bad_launch_arguments_say_why_in_one_line(args: dict[str, str], reason: str) -> None:
+    """`rate:=abc` suggested "write 80.0, not 80", though rate:=80 works."""
+    with pytest.raises(itf.ConfigError) as e:
+        graph.build_graph("sim", args)
+    assert str(e.value) == reason and "\n" not in str(e.value)
+    assert graph.build_graph("sim", {"rate": "80"})[0].parameters["rate"] == 80.0
+
+
+def test_bringup_with_a_bad_argument_exits_2_with_the_reason() -> None:
+    out = subprocess.run([sys.executable, "-m", "dmil_ros.ros.bringup", "sim", "--rate", "abc", "--dry-run"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out
+    assert out.stderr.strip() == "[bringup] rate:=abc is not a number (e.g. 80 or 80.0)", out.stderr

@@ -152,7 +152,7 @@ def _values(kind: str, given: Mapping[str, str]) -> dict[str, str]:
 
 def _params(node: str, values: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
     """Typed parameter overrides for `node`: parameter name -> launch argument name."""
-    return {p: itf.coerce(itf.param_spec(node, p), values[a]) for p, a in names.items()}
+    return {p: itf.coerce(itf.param_spec(node, p), values[a], arg=a) for p, a in names.items()}
 
 
 def _remaps(pairs: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

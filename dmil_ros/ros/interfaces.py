@@ -367,23 +367,34 @@ def param_spec(node: str, name: str) -> ParamSpec:
     raise KeyError(f"{node} has no parameter {name!r}")
 
 
-def coerce(spec: ParamSpec, text: Any) -> Any:
-    """A launch-argument string (or value) as the parameter's type; raises ConfigError."""
+# What a launch argument (always a string) must look like to become a parameter of that type: unlike a
+# params file, `rate:=80` is fine for a double.
+_ARG_TYPE_NAMES = {bool: "true or false", int: "an integer (e.g. 3)", float: "a number (e.g. 80 or 80.0)",
+                   str: "a string"}
+
+
+def coerce(spec: ParamSpec, text: Any, arg: str | None = None) -> Any:
+    """A launch-argument string (or value) as the parameter's type; raises ConfigError with a one-line
+    reason naming the launch argument `arg` (default: the parameter's name)."""
+    given = f"{arg or spec.name}:={text}"
     if not isinstance(text, str) or isinstance(spec.default, str):
         value = text
     elif isinstance(spec.default, bool):
         low = text.strip().lower()
         if low not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
-            raise ConfigError(f"{spec.name}: {text!r} is not a bool (true/false)")
+            raise ConfigError(f"{given} is not {_ARG_TYPE_NAMES[bool]}")
         value = low in ("true", "1", "on", "yes")
     else:
         try:
-            value = type(spec.default)(text)
+            value = type(spec.default)(text.strip())
         except ValueError:
-            raise ConfigError(f"{spec.name}: {text!r} is not {_TYPE_NAMES[type(spec.default)]}") from None
+            raise ConfigError(f"{given} is not {_ARG_TYPE_NAMES[type(spec.default)]}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{given} is not a finite number")
     problem = spec.check(value)
     if problem:
-        raise ConfigError(problem)
+        lo_hi = f"[{spec.range[0]:g}, {spec.range[1]:g}]" if spec.range is not None else ""
+        raise ConfigError(f"{given} is outside {lo_hi}" if lo_hi and "outside" in problem else problem)
     return value
 
 
