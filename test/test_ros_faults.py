@@ -218,11 +218,14 @@ def test_disabled_policy_is_silent(ros: InProcessGraph, checkpoint: Path, tmp_pa
 
 
 # --- adaptation -----------------------------------------------------------------------------------
-def write_demo(demo_dir: Path, steps: int = 40, name: str = "demo-20260101-000000-00.mcap") -> Path:
-    """A plausible demo (fake states, varied actions) written like the recorder does."""
+def write_demo(demo_dir: Path, steps: int = 40, name: str = "demo-20260101-000000-00.mcap",
+               recorded_task: str | None = TASK) -> Path:
+    """A plausible demo (fake states, varied actions) written like the recorder does, into TASK's folder
+    (its metadata saying `recorded_task`: None writes none)."""
     from dmil_ros.ros.mcap_io import DemoWriter
 
-    writer = DemoWriter(task_dir(demo_dir, TASK) / name, {"task": TASK})
+    meta = {"task": recorded_task} if recorded_task is not None else {"env": "metaworld"}
+    writer = DemoWriter(task_dir(demo_dir, TASK) / name, meta)
     rng = np.random.default_rng(0)
     for k in range(steps):
         for spec, msg in zip((itf.JOINT_STATES, itf.EE_POSE, itf.OBJECT_POSES, itf.GOAL),
@@ -254,6 +257,25 @@ def test_adapt_with_corrupt_mcap_says_which(ros: InProcessGraph, checkpoint: Pat
     assert not res.success, res.message
     assert bad.name in res.message and "corrupt" in res.message
     assert policy._hierarchy is policy._base  # nothing swapped in
+
+
+def test_adapt_refuses_a_demo_of_another_task_naming_it(ros: InProcessGraph, checkpoint: Path,
+                                                        tmp_path: Path) -> None:
+    """A door-open demo in door-close's folder was adapted on without a word."""
+    policy = start_policy(ros, checkpoint, tmp_path)
+    write_demo(tmp_path / "demos")
+    other = write_demo(tmp_path / "demos", name="demo-20260101-000001-00.mcap", recorded_task="door-open-v3")
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=60)
+    assert not res.success, res.message
+    assert f"{other.name} is a demo of door-open-v3, not of {TASK}" in res.message
+    assert policy._hierarchy is policy._base
+    other.unlink()
+    untagged = write_demo(tmp_path / "demos", name="demo-20260101-000002-00.mcap", recorded_task=None)
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=60)
+    assert not res.success and f"{untagged.name} records no task" in res.message, res.message
+    untagged.unlink()
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=60)
+    assert res.success, res.message
 
 
 def hold_adaptation(policy: PolicyNode) -> tuple[threading.Event, threading.Event]:

@@ -295,4 +295,18 @@ def demo_from_mcap(path: str | Path, mapping: Any) -> Demo:
     path = Path(path)
     if not path.is_file():
         raise DemoFileError(f"{path} does not exist")
+    check_recorded_task(path, mapping.task)
     return embodiment_of(mapping).demo_from_messages(list(read_messages(path)), mapping, name=path.name)
+
+
+def check_recorded_task(path: Path, task: str) -> None:
+    """DemoFileError naming the file unless its metadata says it is a demo of `task`: a demo of another
+    task (copied into this task's folder, or recorded while the task topic said otherwise) must not be
+    adapted on without a word."""
+    recorded = read_metadata(path).get("task")
+    if recorded is None:
+        raise DemoFileError(f"{path.name} records no task (no '{METADATA_NAME}' metadata with a task); "
+                            f"not used for {task}")
+    if recorded != task:
+        raise DemoFileError(f"{path.name} is a demo of {recorded}, not of {task}; move it to {recorded}'s "
+                            "folder or delete it")
