@@ -174,7 +174,7 @@ def test_corrupt_and_unfinished_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_demo_without_commands_is_refused(tmp_path: Path) -> None:
-    writer = DemoWriter(tmp_path / "empty.mcap", {})
+    writer = DemoWriter(tmp_path / "empty.mcap", {"task": "reach-v3"})
     js, ee, objs, goal = _good_msgs()
     writer.write("/joint_states", js)
     path = writer.finish()
