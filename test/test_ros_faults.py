@@ -82,8 +82,9 @@ def ros() -> Iterator[InProcessGraph]:
 
 
 def start_policy(ros: InProcessGraph, checkpoint: Path, tmp_path: Path, **params: Any) -> PolicyNode:
+    # stamp(k) is synthetic (1970): the clock check is off here, and on in its own tests
     defaults = {"checkpoint": str(checkpoint), "demo_dir": str(tmp_path / "demos"), "enabled": True,
-                "state_timeout": 0.3, "rate": 50.0, "expected_joint_count": 10}
+                "state_timeout": 0.3, "rate": 50.0, "expected_joint_count": 10, "max_clock_skew": 0.0}
     node = ros.add(PolicyNode, **{**defaults, **params})
     ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_TWIST, itf.POLICY_STATUS),
                            readers=(node,))
@@ -200,6 +201,67 @@ def test_stale_state_zeros_for_a_bounded_time_then_silence(ros: InProcessGraph, 
     publish_state(ros.probe, 50)  # state returns: driving, and the next stale period zeros again
     ros.probe.wait_until(lambda: ros.status() == "driving", 5, "recovery")
     ros.probe.wait_until(lambda: len([t for t in ros.twists() if is_zero(t)]) > len(zeros), 5, "zeros again")
+
+
+def now_stamp(offset_s: float = 0.0) -> Time:
+    ns = time.time_ns() + int(offset_s * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def publish_stamped(probe: Probe, k: int, at: Time, mutate: Any = None) -> None:
+    js, ee, objs, goal = state_to_msgs(fake_state(k), at, "world", "gripper_opening")
+    if mutate is not None:
+        mutate(js, ee, objs, goal)
+    for spec, msg in ((itf.GOAL, goal), (itf.OBJECT_POSES, objs), (itf.JOINT_STATES, js), (itf.EE_POSE, ee)):
+        probe.publisher(spec).publish(msg)
+
+
+def answer_to(ros: InProcessGraph, at: Time, timeout: float = 5.0) -> Any:
+    return ros.probe.wait_until(
+        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(at)], timeout, "the answer")
+
+
+@pytest.mark.parametrize(("offset", "reason"), [
+    (3600.0, "state stamped in the future of this node's clock by more than max_clock_skew (1 s)"),
+    (-3600.0, "state stamped longer ago than max_clock_skew (1 s)"),
+    (-time.time(), "state stamped longer ago than max_clock_skew (1 s)"),  # 1970
+])
+def test_states_stamped_far_from_the_clock_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path,
+                                                       offset: float, reason: str) -> None:
+    start_policy(ros, checkpoint, tmp_path, max_clock_skew=1.0)
+    good = now_stamp()
+    publish_stamped(ros.probe, 0, good)
+    assert not is_zero(answer_to(ros, good)[0])
+    bad = now_stamp(offset)
+    publish_stamped(ros.probe, 1, bad)
+    assert all(is_zero(t) for t in answer_to(ros, bad))
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
+
+
+@pytest.mark.parametrize(("part", "mutate"), [
+    ("ee_pose position", lambda js, ee, objs, goal: setattr(ee.pose.position, "x", 1e30)),
+    ("object_poses position", lambda js, ee, objs, goal: setattr(objs.poses[0].position, "z", -1e30)),
+    ("goal", lambda js, ee, objs, goal: setattr(goal.point, "y", 1e30)),
+    ("joint_states holds a position beyond",
+     lambda js, ee, objs, goal: setattr(js, "position", [1e30] + list(js.position)[1:])),
+    ("ee_pose orientation is not a quaternion",
+     lambda js, ee, objs, goal: setattr(ee.pose.orientation, "w", 1e30)),
+])
+def test_implausible_but_finite_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path,
+                                                   part: str, mutate: Any) -> None:
+    """A finite but absurd pose drove the policy at its full speed clamp, without a word."""
+    start_policy(ros, checkpoint, tmp_path)
+    refused = drive_then_break(ros, mutate)
+    assert all(is_zero(t) for t in refused)
+    ros.probe.wait_until(lambda: ros.said(part) and ros.logged(part), 5, "the reason")
+
+
+def test_workspace_is_configurable(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    start_policy(ros, checkpoint, tmp_path, workspace_min=[-0.1, 0.0, 0.0], workspace_max=[0.1, 1.0, 0.5])
+    refused = drive_then_break(ros, lambda js, ee, objs, goal: setattr(ee.pose.position, "x", 0.2))
+    assert all(is_zero(t) for t in refused)
+    reason = "ee_pose position lies outside the workspace [-0.1, 0, 0] .. [0.1, 1, 0.5] m"
+    ros.probe.wait_until(lambda: ros.said(reason), 5, "the reason")
 
 
 def test_disabled_policy_is_silent(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from dmil_ros.ros import observation as mwobs
 from dmil_ros.ros.interfaces import ConfigError, TopicSpec
 from dmil_ros.ros.observation import StateError, stamp_ns
 from dmil_ros.ros.state_sync import StateSync
+from dmil_ros.ros.workspace import Workspace
 
 # franka_description's names (kitchen_env.ros_joint_name), as a real Panda's joint_states carry them.
 KITCHEN_ROBOT_JOINTS = (
@@ -98,6 +99,9 @@ class MetaWorldEmbodiment:
                             ("teleop", itf.TELEOP_TWIST, itf.TELEOP_GRIPPER))
     joint_command_topics: tuple[tuple[str, TopicSpec], ...] = ()
     recorded_topics = itf.RECORDED_TOPICS
+    # Meta-World's table spans ~1 m around (0, 0.7, 0); a real arm's base frame (panda_link0) lies
+    # within it too. Generous: a fallen object is still in; 1e30 never is.
+    workspace = Workspace((-2.0, -1.5, -1.5), (2.0, 2.5, 2.5), max_joint_position=10.0)
 
     def mapping(self, task: str, gripper_joint: str = "gripper_opening", gripper_scale: float = 1.0,
                 expected_joint_count: int = 0) -> mwobs.ObservationMapping:
@@ -225,6 +229,8 @@ class KitchenEmbodiment:
     twist_command_topics: tuple[tuple[str, TopicSpec, TopicSpec], ...] = ()
     joint_command_topics = (("policy", itf.POLICY_JOINT_VELOCITY), ("teleop", itf.TELEOP_JOINT_VELOCITY))
     recorded_topics = itf.KITCHEN_RECORDED_TOPICS
+    # The kitchen scene (counter at z ~1.6 m) with room to spare; the goal is all zeros (unused).
+    workspace = Workspace((-3.0, -3.0, -1.0), (3.0, 3.0, 4.0), max_joint_position=10.0)
 
     def mapping(self, task: str, *_: Any, **__: Any) -> KitchenMapping:
         """The Meta-World mapping parameters (gripper joint, scale, joint count) do not apply.

@@ -52,9 +52,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PointStamped, PoseArray, PoseStamped, TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Int32, String
@@ -221,6 +228,8 @@ class ParamSpec:
 
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(name=self.name, description=self.description, read_only=not self.dynamic)
+        if isinstance(self.default, tuple):  # a double array, unset by default
+            d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
         if self.range is not None and isinstance(self.default, bool):
             raise TypeError(f"{self.name}: a range makes no sense for a bool")
         if self.range is not None and isinstance(self.default, int):
@@ -236,6 +245,11 @@ class ParamSpec:
 
     def check(self, value: Any) -> str | None:
         """None if `value` is acceptable, else the reason (ranges are also enforced by rclpy)."""
+        if isinstance(self.default, tuple):
+            values = list(value or ())
+            if values and (len(values) != 3 or not all(math.isfinite(v) for v in values)):
+                return f"{self.name}={values} must be 3 finite numbers [x, y, z] (or unset)"
+            return None
         if self.choices and value not in self.choices:
             return f"{self.name}={value!r} is not one of {', '.join(self.choices)}"
         if self.range is not None and not (self.range[0] <= value <= self.range[1]):
@@ -246,7 +260,7 @@ class ParamSpec:
 
 
 _TYPE_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 80.0, not 80)",
-               str: "a string"}
+               str: "a string", tuple: "a list of doubles (write [0.0, 0.5, 1.0])"}
 
 DEFAULT_DEMO_DIR = "~/.dmil/demos"
 ENV_FAMILIES = ("metaworld", "kitchen")  # the embodiments of dmil_ros/ros/embodiment.py
@@ -315,6 +329,14 @@ POLICY_PARAMS = (
     ParamSpec("max_linear_speed", 0.8, "metaworld: limit of the commanded linear velocity's norm [m/s] "
               "(kitchen: joint velocities are clipped to the env's +-2 rad/s)",
               range=(0.0, 10.0)),
+    ParamSpec("workspace_min", (), "lower corner [x, y, z] of the box the end effector, objects and goal "
+              "must lie in [m, frame of the state]; unset: the env's (dmil_ros/ros/embodiment.py)"),
+    ParamSpec("workspace_max", (), "upper corner [x, y, z] of that box; unset: the env's"),
+    ParamSpec("max_joint_position", 0.0, "refuse joint positions beyond +- this [rad or m]; 0: the env's",
+              range=(0.0, 1e6)),
+    ParamSpec("max_clock_skew", 1.0, "refuse a state whose stamp is further than this from the node's clock "
+              "[s] (future: always; past: not against a lock-step sim, which waits for its command); "
+              "0: stamps are not judged", range=(0.0, 1e6)),
     ParamSpec("max_angular_speed", 1.0, "metaworld: limit of the commanded angular velocity's norm "
               "[rad/s] (the policy commands none: Meta-World's hand does not turn)", range=(0.0, 10.0)),
     ParamSpec("frame_id", "world", "frame of the published twist"),
@@ -428,7 +450,10 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]
     problems: list[str] = []
     for spec in specs:
         try:
-            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            default = Parameter.Type.DOUBLE_ARRAY if isinstance(spec.default, tuple) else spec.default
+            value = node.declare_parameter(spec.name, default, spec.descriptor()).value
+            if isinstance(spec.default, tuple):
+                value = tuple(value or ())
         except InvalidParameterTypeException:
             problems.append(f"{spec.name} must be {_TYPE_NAMES[type(spec.default)]}")
             continue

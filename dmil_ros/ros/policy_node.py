@@ -19,7 +19,9 @@ hand-off cost):
   previous episode (a reset raced the enable) and is not acted on.
 A task the node cannot map (not a task of `env`) is refused at start (exit 2); named on the latched
 `task` topic, it stops the policy driving (zero commands, adaptation refused) until a known one comes.
-A state that cannot be used (wrong-length/NaN joint states, missing object poses, ...) is refused:
+A state that cannot be used (wrong-length/NaN joint states, missing object poses, a position outside
+the workspace box or a joint beyond max_joint_position (dmil_ros/ros/workspace.py), a stamp further
+than max_clock_skew from the node's clock, ...) is refused:
 zero velocity, the reason logged and published on dmil/policy/status; the node never crashes on data.
 Outputs: twist + gripper command (gripper first: a lock-step sim steps on the twist), the active
 sub-skill (Int32) and the sub-skill probabilities (Float32MultiArray). With env=kitchen the command
@@ -65,6 +67,7 @@ from dmil_ros.ros.observation import ObservationMapping, StateError
 from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
+from dmil_ros.ros.workspace import Workspace, workspace_from_params
 
 NAME = "policy_node"
 
@@ -118,6 +121,7 @@ class PolicyNode(Node):
         self._mapping = self._make_mapping(self._task)  # ConfigError (refuse to start) for an unknown task
         self._task_error = ""  # set while the latched `task` topic names a task this node cannot map
         self._builder = self._emb.builder(self._mapping)
+        self._workspace = self._make_workspace()
         self._sync = StateSync()
         self._enabled = bool(self.p["enabled"])
         self._last_acted: int | None = None
@@ -178,6 +182,28 @@ class PolicyNode(Node):
         self._actor = actor if actor is not None and actor.hierarchy is hierarchy else Actor(hierarchy)
         self._actors = {}
 
+    def _make_workspace(self) -> Workspace:
+        try:
+            p = self.p
+            return workspace_from_params(self._emb.workspace, p["workspace_min"], p["workspace_max"],
+                                         p["max_joint_position"])
+        except ValueError as e:
+            raise itf.ConfigError(str(e)) from None
+
+    def _check_stamp(self, stamp: int) -> None:
+        """StateError for a state stamped too far from this node's clock (max_clock_skew; 0: off)."""
+        skew = self.p["max_clock_skew"]
+        if skew <= 0:
+            return
+        ahead = (stamp - self.get_clock().now().nanoseconds) * 1e-9
+        if ahead > skew:
+            raise StateError(f"state stamped in the future of this node's clock by more than max_clock_skew "
+                             f"({skew:g} s): clocks not synchronised?")
+        # A lock-step sim holds its state (and its stamp) until it gets a command: age means nothing there.
+        if -ahead > skew and not self._lock_step:
+            raise StateError(f"state stamped longer ago than max_clock_skew ({skew:g} s): clocks not "
+                             "synchronised, or the state is stale")
+
     def _make_mapping(self, task: str) -> ObservationMapping:
         return self._emb.mapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
                                  self.p["expected_joint_count"])
@@ -233,8 +259,10 @@ class PolicyNode(Node):
             self._refuse(self._task_error, stamp)
             return
         try:
+            self._check_stamp(state.stamp_ns)
             robot = self._emb.robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects,
                                                     state.goal)
+            self._workspace.check(robot)
             obs = self._builder.observe(robot)
             action, skill, probs = self._actor.act(obs)
             if not np.isfinite(action).all():
