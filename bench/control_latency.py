@@ -130,7 +130,8 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
             sleep_until(due)
             if time.perf_counter_ns() - due > period:
                 late_publishes += 1  # this process fell behind: not the policy's fault, reported apart
-            stamp = Time(sec=1 + k // 1000, nanosec=(k % 1000) * 1_000_000)
+            now_ns = time.time_ns()  # the clock's time, as a robot driver stamps (max_clock_skew)
+            stamp = Time(sec=now_ns // 1_000_000_000, nanosec=now_ns % 1_000_000_000)
             js, ee, objs, goal = state_to_msgs(bench_state(k), stamp, "world", "gripper_opening")
             start = time.perf_counter_ns()
             for pub, msg in zip(pubs, (goal, objs, js, ee), strict=True):

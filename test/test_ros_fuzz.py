@@ -212,6 +212,13 @@ def finite_command(msg: Any, max_speed: float) -> bool:
     return bool(np.isfinite(msg.velocity).all() and np.all(np.abs(msg.velocity) <= 2.0))
 
 
+def is_zero_command(msg: Any) -> bool:
+    if hasattr(msg, "twist"):
+        lin = msg.twist.linear
+        return lin.x == lin.y == lin.z == 0.0
+    return not any(msg.velocity)
+
+
 @pytest.mark.parametrize("env", ["metaworld", "kitchen"])
 def test_policy_node_survives_any_message(env: str, context: Context, checkpoints: dict[str, Path],
                                           tmp_path: Path) -> None:
@@ -219,7 +226,8 @@ def test_policy_node_survives_any_message(env: str, context: Context, checkpoint
 
     task = "reach-v3" if env == "metaworld" else "microwave"
     node = build(PolicyNode, context, env=env, task=task, checkpoint=str(checkpoints[env]), enabled=True,
-                 demo_dir=str(tmp_path), max_linear_speed=0.25)
+                 demo_dir=str(tmp_path), max_linear_speed=0.25,
+                 max_clock_skew=0.0)  # STAMPS are synthetic: judged, they would stop every state early
     emb = METAWORLD if env == "metaworld" else KITCHEN
     subs = raw_callbacks(node)
     assert set(subs) == {itf.TASK.name, itf.EPISODE_INFO.name, *(s.name for s in itf.STATE_TOPICS)}
@@ -232,7 +240,8 @@ def test_policy_node_survives_any_message(env: str, context: Context, checkpoint
             assert all(finite_command(c, 0.25) for c in commands), commands[-1]
 
         run()
-        assert commands, "the fuzzing never reached a published command"
+        moving = [c for c in commands if not is_zero_command(c)]  # the policy acted
+        assert moving, "the fuzzing never reached the policy (only refusals were published)"
     finally:
         node.destroy_node()
 
