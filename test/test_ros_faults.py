@@ -456,7 +456,8 @@ def test_policy_process_exits_cleanly_on_bad_start(tmp_path: Path) -> None:
         assert p.returncode == 2, (k, out[k])
         assert "Traceback" not in out[k]
     assert "refusing to start" in out["missing"] and "does not exist" in out["missing"]
-    assert "trigger='sometimes'" in out["bad_param"] and "state_timeout is outside" in out["bad_param"]
+    assert "trigger='sometimes' is not one of state, timer" in out["bad_param"]
+    assert "state_timeout=-1.0 is outside [0.001, 10.0]" in out["bad_param"]
     assert "refusing to start" in out["bad_task"] and "unknown Meta-World v3 task 'no-such-task-v3'" in out[
         "bad_task"], out["bad_task"]
 
@@ -587,3 +588,87 @@ def test_a_failing_callback_is_logged_with_its_topic_and_the_node_keeps_running(
                                             "RuntimeError: simulated bug"), 10, "the logged failure")
     drive_then_break(ros)
     assert ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=False)).success
+
+
+# --- parameters -----------------------------------------------------------------------------------
+def set_remote(ros: InProcessGraph, node: str, *params: Any) -> list[Any]:
+    """Set parameters over the node's parameter service, as `ros2 param set` does."""
+    from rclpy.parameter_client import AsyncParameterClient
+
+    client = AsyncParameterClient(ros.probe.node, node)
+    assert client.wait_for_services(timeout_sec=20), f"{node}'s parameter services"
+    done = threading.Event()
+    future = client.set_parameters(list(params))
+    future.add_done_callback(lambda _f: done.set())
+    assert done.wait(20), "set_parameters did not answer"
+    return list(future.result().results)
+
+
+def test_safe_parameters_are_runtime_settable_and_checked(ros: InProcessGraph, checkpoint: Path,
+                                                          tmp_path: Path) -> None:
+    """Only max_demos and task could be set at runtime; the speed limit, timeouts, adaptation budget,
+    enabled... were read-only. Bad values are refused with the reason and the old value kept."""
+    from rclpy.parameter import Parameter
+
+    policy = start_policy(ros, checkpoint, tmp_path)
+    (ok,) = set_remote(ros, "policy_node", Parameter("max_linear_speed", value=0.05))
+    assert ok.successful, ok.reason
+    twist = drive_then_break(ros, lambda js, ee, objs, goal: None)[0]  # a good state with stamp 101
+    lin = twist.twist.linear
+    assert 0 < np.linalg.norm([lin.x, lin.y, lin.z]) <= 0.05 + 1e-9
+    for param, why in ((Parameter("max_linear_speed", value=-1.0), "max_linear_speed"),
+                       (Parameter("state_timeout", value="abc"), "type"),
+                       (Parameter("workspace_min", value=[0.0, 0.0]), "3 finite numbers"),
+                       (Parameter("workspace_min", value=[5.0, 5.0, 5.0]), "lower bounds below"),
+                       (Parameter("checkpoint", value="elsewhere"), "read-only")):
+        (res,) = set_remote(ros, "policy_node", param)
+        assert not res.successful and why in res.reason, (param.name, res.reason)
+    assert policy.p["max_linear_speed"] == 0.05 and policy.p["state_timeout"] == 0.3
+    assert policy.p["workspace_min"] == ()
+    results = set_remote(ros, "policy_node", Parameter("adapt_steps", value=2),
+                         Parameter("state_timeout", value=0.5),
+                         Parameter("workspace_max", value=[1.0, 2.0, 1.0]),
+                         Parameter("stale_zero_duration", value=1.0))
+    assert all(r.successful for r in results), results
+    assert policy._adapt_cfg.steps == 2 and policy._workspace.high == (1.0, 2.0, 1.0)
+    assert policy._timer.timer_period_ns == int(0.5 / 5 * 1e9)
+    (res,) = set_remote(ros, "policy_node", Parameter("enabled", value=False))
+    assert res.successful
+    ros.probe.wait_until(lambda: ros.status() == "disabled", 5, "disabled by the parameter")
+    res = ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=True))
+    assert res.success and policy.get_parameter("enabled").value is True  # the service sets the parameter
+
+
+def test_bad_params_file_exits_2_listing_every_problem(tmp_path: Path) -> None:
+    """A malformed params file ended in an RCLError traceback; misspelt keys and a string for a double
+    were silently ignored."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy_node:\n  ros__parameters:\n    state_timeout: abc\n    max_linear_sped: 0.1\n"
+                   "    rate: 80\npolcy_node:\n  ros__parameters:\n    rate: 80.0\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("policy_node:\n  ros__parameters:\n    rate: [80.0\n")
+    env = isolated_ros_env()
+    runs = {name: subprocess.run([sys.executable, "-m", "dmil_ros.ros.policy_node", "--ros-args",
+                                  "--params-file", str(path), "-p", "max_demos:=many"],
+                                 env=env, capture_output=True, text=True, timeout=120)
+            for name, path in (("bad", bad), ("broken", broken), ("missing", tmp_path / "none.yaml"))}
+    for name, run in runs.items():
+        assert run.returncode == 2, (name, run.stdout, run.stderr)
+        assert "Traceback" not in run.stdout + run.stderr and "refusing to start" in run.stderr, name
+        assert "-p max_demos:=many: max_demos: 'many' must be an integer" in run.stderr, run.stderr
+    out = runs["bad"].stderr
+    for problem in ("state_timeout: 'abc' must be a double",
+                    "policy_node has no parameter 'max_linear_sped' (did you mean max_linear_speed?)",
+                    "rate: 80 must be a double (write 80.0, not 80)",
+                    "no node is called 'polcy_node' (did you mean policy_node?)"):
+        assert problem in out, out
+    assert "not valid YAML" in runs["broken"].stderr and "none.yaml: cannot read" in runs["missing"].stderr
+
+
+def test_shipped_configs_pass_the_params_check() -> None:
+    from dmil_ros.ros.graph import config_file
+    from dmil_ros.ros.params_file import check_params_file
+
+    for kind in ("sim", "hardware"):
+        for node in itf.NODE_PARAMS:
+            assert check_params_file(str(config_file(kind)), node) == [], (kind, node)

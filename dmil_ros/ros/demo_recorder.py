@@ -47,6 +47,7 @@ class DemoRecorder(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.RECORDER_PARAMS)
+        itf.follow_dynamic_parameters(self, itf.RECORDER_PARAMS, self.p)  # `ros2 param set`, checked
         self._emb = embodiment_for(self.p["env"])  # which operator command topics a demo holds
         self._task: str = self.p["task"]
         self._writer: DemoWriter | None = None

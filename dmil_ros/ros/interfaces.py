@@ -296,17 +296,17 @@ SIM_BRIDGE_PARAMS = (
     ParamSpec("rate", 80.0, "real-time mode: physics steps per second (80 = Meta-World's 12.5 ms)",
               range=(1.0, 1000.0)),
     ParamSpec("command_timeout", 0.2, "real-time mode: zero velocity when no twist for this long [s]",
-              range=(0.001, 10.0)),
+              range=(0.001, 10.0), dynamic=True),
     ParamSpec("command_source", "any", "accept commands from the policy, the operator, or any of them",
-              choices=("any", "policy", "teleop")),
+              choices=("any", "policy", "teleop"), dynamic=True),
     ParamSpec("max_episode_steps", 500, "episode horizon in steps", range=(1, 100000)),
-    ParamSpec("end_on_success", True, "the episode is over at the first successful step"),
-    ParamSpec("auto_reset", False, "start the next episode as soon as one is over"),
+    ParamSpec("end_on_success", True, "the episode is over at the first successful step", dynamic=True),
+    ParamSpec("auto_reset", False, "start the next episode as soon as one is over", dynamic=True),
     ParamSpec("heartbeat_rate", 10.0, "republish the (unchanged) state this often while waiting [Hz]",
               range=(0.1, 1000.0)),
     ParamSpec("gripper_grace", 0.02,
               "metaworld lock-step: after a twist, wait this long for its gripper command [s]",
-              range=(0.0, 1.0)),
+              range=(0.0, 1.0), dynamic=True),
     ParamSpec("gripper_joint", "gripper_opening",
               "metaworld: name of the virtual joint carrying the gripper opening"),
     ParamSpec("frame_id", "world", "frame of the published poses"),
@@ -317,36 +317,39 @@ POLICY_PARAMS = (
     *OBSERVATION_PARAMS,
     ParamSpec("checkpoint", "", "checkpoint directory; empty: the shipped one of `env` "
               "(metaworld_ml10, kitchen/no_top_burner)"),
-    ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)"),
+    ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)", dynamic=True),
     ParamSpec("trigger", "state", "state: act on each new complete state (all parts share one stamp); "
               "timer: act at `rate` on the latest parts", choices=("state", "timer")),
     ParamSpec("rate", 80.0, "timer mode: control rate; both modes: watchdog rate [Hz]", range=(1.0, 2000.0)),
     ParamSpec("state_timeout", 0.25, "zero command when no complete state arrived for this long [s]",
-              range=(0.001, 10.0)),
+              range=(0.001, 10.0), dynamic=True),
     ParamSpec("stale_zero_duration", 0.5, "on stale state, publish zero commands for this long [s], then "
               "nothing until state returns (a driver/Servo then sees the stream stop and halts); the "
-              "gripper gets no command meanwhile and holds its last one", range=(0.0, 60.0)),
+              "gripper gets no command meanwhile and holds its last one", range=(0.0, 60.0), dynamic=True),
     ParamSpec("max_linear_speed", 0.8, "metaworld: limit of the commanded linear velocity's norm [m/s] "
               "(kitchen: joint velocities are clipped to the env's +-2 rad/s)",
-              range=(0.0, 10.0)),
+              range=(0.0, 10.0), dynamic=True),
     ParamSpec("workspace_min", (), "lower corner [x, y, z] of the box the end effector, objects and goal "
-              "must lie in [m, frame of the state]; unset: the env's (dmil_ros/ros/embodiment.py)"),
-    ParamSpec("workspace_max", (), "upper corner [x, y, z] of that box; unset: the env's"),
+              "must lie in [m, frame of the state]; unset: the env's (dmil_ros/ros/embodiment.py)",
+              dynamic=True),
+    ParamSpec("workspace_max", (), "upper corner [x, y, z] of that box; unset: the env's", dynamic=True),
     ParamSpec("max_joint_position", 0.0, "refuse joint positions beyond +- this [rad or m]; 0: the env's",
-              range=(0.0, 1e6)),
+              range=(0.0, 1e6), dynamic=True),
     ParamSpec("max_clock_skew", 1.0, "refuse a state whose stamp is further than this from the node's clock "
               "[s] (future: always; past: not against a lock-step sim, which waits for its command); "
-              "0: stamps are not judged", range=(0.0, 1e6)),
+              "0: stamps are not judged", range=(0.0, 1e6), dynamic=True),
     ParamSpec("max_angular_speed", 1.0, "metaworld: limit of the commanded angular velocity's norm "
-              "[rad/s] (the policy commands none: Meta-World's hand does not turn)", range=(0.0, 10.0)),
-    ParamSpec("frame_id", "world", "frame of the published twist"),
-    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task"),
+              "[rad/s] (the policy commands none: Meta-World's hand does not turn)", range=(0.0, 10.0),
+              dynamic=True),
+    ParamSpec("frame_id", "world", "frame of the published twist", dynamic=True),
+    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task",
+              dynamic=True),
     ParamSpec("max_demos", 3, "adapt on the newest N demos of the task (dynamic: `ros2 param set "
               "/policy_node max_demos 1`; applies to the next dmil/adapt)", range=(1, 100), dynamic=True),
     ParamSpec("adapt_steps", -1, "adaptation steps (HI + LI each); -1: the checkpoint's adapt config",
-              range=(-1, 1000)),
+              range=(-1, 1000), dynamic=True),
     ParamSpec("adapt_lr", 0.0, "adaptation step size of both levels; 0: the checkpoint's adapt config",
-              range=(0.0, 10.0)),
+              range=(0.0, 10.0), dynamic=True),
     ParamSpec("torch_threads", 1, "torch intra-op threads (1 keeps control latency low)", range=(1, 256)),
     ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads (Linux; needs root, "
               "CAP_SYS_NICE or an rtprio limit; adaptation runs at normal priority); 0: normal "
@@ -357,21 +360,22 @@ RECORDER_PARAMS = (
     *COMMON_PARAMS,
     ParamSpec("state_reliability", "reliable", "QoS reliability of the recorded state subscriptions",
               choices=("reliable", "best_effort")),
-    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "demos go to <demo_dir>/<task>/demo-*.mcap"),
+    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "demos go to <demo_dir>/<task>/demo-*.mcap", dynamic=True),
     ParamSpec("adapt_timeout", 120.0, "give up waiting for the policy node's adaptation [s]",
-              range=(1.0, 3600.0)),
+              range=(1.0, 3600.0), dynamic=True),
 )
 
 TELEOP_PARAMS = (
     *COMMON_PARAMS,
     *OBSERVATION_PARAMS,
     ParamSpec("enabled", True, "operate from the start (otherwise call dmil/teleop/enable)"),
-    ParamSpec("frame_id", "world", "frame of the published twist"),
+    ParamSpec("frame_id", "world", "frame of the published twist", dynamic=True),
     ParamSpec("command_subscribers", 2,
               "dmil/teleop/enable waits until the operator command publishers are matched with this many "
               "subscribers (sim graph: sim_bridge + demo_recorder; 0: don't wait), up to match_timeout",
-              range=(0, 100)),
-    ParamSpec("match_timeout", 5.0, "longest wait for command_subscribers at enable [s]", range=(0.0, 60.0)),
+              range=(0, 100), dynamic=True),
+    ParamSpec("match_timeout", 5.0, "longest wait for command_subscribers at enable [s]", range=(0.0, 60.0),
+              dynamic=True),
 )
 
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
@@ -420,11 +424,21 @@ def coerce(spec: ParamSpec, text: Any, arg: str | None = None) -> Any:
     return value
 
 
-def follow_dynamic_parameters(node: Node, specs: Sequence[ParamSpec], values: dict[str, Any]) -> None:
+def follow_dynamic_parameters(
+    node: Node, specs: Sequence[ParamSpec], values: dict[str, Any],
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+    applied: Callable[[set[str]], None] | None = None,
+) -> None:
     """Keep `values` (as returned by declare_parameters) up to date with `ros2 param set` on the dynamic
     parameters of `specs`, each checked like at startup (rclpy also enforces the descriptor: read-only,
-    type, range); a bad value is rejected with the reason."""
+    type, range); a bad value is rejected with the reason and the old value kept.
+
+    `validate(prospective values)` may refuse a combination (a reason, or None); `applied(names)` runs
+    after `values` took the new ones (the node rebuilds what depends on them)."""
     dynamic = {spec.name: spec for spec in specs if spec.dynamic}
+
+    def new_value(prm: Any) -> Any:
+        return tuple(prm.value or ()) if isinstance(dynamic[prm.name].default, tuple) else prm.value
 
     def check(params: list[Any]) -> SetParametersResult:
         for prm in params:
@@ -432,12 +446,20 @@ def follow_dynamic_parameters(node: Node, specs: Sequence[ParamSpec], values: di
             problem = spec.check(prm.value) if spec is not None else None
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
+        if validate is not None:
+            problem = validate({**values, **{p.name: new_value(p) for p in params if p.name in dynamic}})
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
 
     def apply(params: list[Any]) -> None:
+        changed = set()
         for prm in params:
             if prm.name in dynamic:
-                values[prm.name] = prm.value
+                values[prm.name] = new_value(prm)
+                changed.add(prm.name)
+        if changed and applied is not None:
+            applied(changed)
 
     node.add_on_set_parameters_callback(check)
     node.add_post_set_parameters_callback(apply)

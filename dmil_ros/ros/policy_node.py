@@ -49,6 +49,7 @@ import torch
 from geometry_msgs.msg import TwistStamped
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.task import Future
 from std_msgs.msg import Float32MultiArray, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
@@ -106,12 +107,15 @@ class PolicyNode(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.POLICY_PARAMS)
-        itf.follow_dynamic_parameters(self, itf.POLICY_PARAMS, self.p)  # max_demos
+        # `ros2 param set` on the dynamic ones (speed limits, timeouts, workspace, adaptation budget,
+        # enabled, ...): checked, applied by _params_changed
+        itf.follow_dynamic_parameters(self, itf.POLICY_PARAMS, self.p, self._check_params,
+                                      self._params_changed)
         torch.set_num_threads(self.p["torch_threads"])
         self._blas_limits = _limit_blas_threads(self.p["torch_threads"])
         self._emb = embodiment_for(self.p["env"])  # observation + command mapping of the env family
-        self._base, self._checkpoint, trained_adapt = load_policy(self.p["checkpoint"], self.p["env"])
-        self._adapt_cfg = adapt_config(trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
+        self._base, self._checkpoint, self._trained_adapt = load_policy(self.p["checkpoint"], self.p["env"])
+        self._adapt_cfg = adapt_config(self._trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
         self._base_actor = Actor(self._base)
         self._actors: dict[int, Actor] = {}
         self._hierarchy = self._base  # swapped by reference: the control loop reads it once per cycle
@@ -149,10 +153,7 @@ class PolicyNode(Node):
             for spec in (self._emb.policy_command, itf.POLICY_GRIPPER, itf.SKILL, itf.SKILL_PROBS,
                          itf.POLICY_STATUS))
         # timer mode: the control loop; state mode: only the watchdog, a few checks per timeout suffice
-        period = 1.0 / self.p["rate"]
-        if self.p["trigger"] == "state":
-            period = max(period, self.p["state_timeout"] / 5)
-        self.create_timer(period, self._tick)
+        self._timer = self.create_timer(self._tick_period(), self._tick)
         self.create_service(SetBool, itf.POLICY_ENABLE.name, self._on_enable)
         self.create_service(Trigger, itf.POLICY_REVERT.name, self._on_revert)
         self.create_service(Trigger, itf.POLICY_ADAPT.name, self._on_adapt, callback_group=adapting)
@@ -181,6 +182,32 @@ class PolicyNode(Node):
         actor = self._base_actor if hierarchy is self._base else self._actors.get(id(hierarchy))
         self._actor = actor if actor is not None and actor.hierarchy is hierarchy else Actor(hierarchy)
         self._actors = {}
+
+    def _tick_period(self) -> float:
+        """timer mode: the control loop's; state mode: only the watchdog's, a few checks per timeout."""
+        period = 1.0 / self.p["rate"]
+        return max(period, self.p["state_timeout"] / 5) if self.p["trigger"] == "state" else period
+
+    def _check_params(self, values: dict[str, Any]) -> str | None:
+        """Combinations a single parameter's range cannot rule out (the workspace box)."""
+        try:
+            workspace_from_params(self._emb.workspace, values["workspace_min"], values["workspace_max"],
+                                  values["max_joint_position"])
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def _params_changed(self, names: set[str]) -> None:
+        """Runs on the executor thread after `ros2 param set`: rebuild what depends on the new values."""
+        if names & {"workspace_min", "workspace_max", "max_joint_position"}:
+            self._workspace = self._make_workspace()
+        if names & {"adapt_steps", "adapt_lr"}:
+            self._adapt_cfg = adapt_config(self._trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
+        if "state_timeout" in names:
+            self._timer.timer_period_ns = int(self._tick_period() * 1e9)
+        if "enabled" in names:
+            self._apply_enabled(bool(self.p["enabled"]))
+        self.get_logger().info("parameters set: " + ", ".join(f"{n}={self.p[n]!r}" for n in sorted(names)))
 
     def _make_workspace(self) -> Workspace:
         try:
@@ -337,7 +364,17 @@ class PolicyNode(Node):
 
     # --- services -----------------------------------------------------------------------------
     def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
-        self._enabled = bool(req.data)
+        """The `enabled` parameter set through a service: one path for both (_apply_enabled)."""
+        result = self.set_parameters([Parameter("enabled", value=bool(req.data))])[0]
+        adapted = f"adapted to {self._adapted_for}" if self._adapted_for else "not adapted"
+        res.success = result.successful
+        res.message = (f"policy {'enabled' if self._enabled else 'disabled'} ({self._checkpoint}, {adapted})"
+                       if result.successful else result.reason)
+        self.get_logger().info(res.message)
+        return res
+
+    def _apply_enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
         if self._enabled:
             self._builder.reset()
             self._last_acted = None
@@ -353,11 +390,6 @@ class PolicyNode(Node):
                 self._send(None, self._emb.zero_command(self.get_clock().now().to_msg(), self.p["frame_id"]))
             self._last_command = None
             self._set_status("disabled")
-        adapted = f"adapted to {self._adapted_for}" if self._adapted_for else "not adapted"
-        res.success = True
-        res.message = f"policy {'enabled' if self._enabled else 'disabled'} ({self._checkpoint}, {adapted})"
-        self.get_logger().info(res.message)
-        return res
 
     def _on_revert(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self._hierarchy, self._adapted_for = self._base, None

@@ -100,6 +100,7 @@ class SimBridge(Node):
             subscribe(self, joint_cmd.msg_type, joint_cmd.name,
                       lambda m, s=source: self._on_joint_command(s, m), joint_cmd.qos)
         self.create_service(itf.SIM_RESET.srv_type, itf.SIM_RESET.name, self._on_reset)
+        itf.follow_dynamic_parameters(self, itf.SIM_BRIDGE_PARAMS, self.p, applied=self._params_changed)
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._apply_params)
 
@@ -250,6 +251,10 @@ class SimBridge(Node):
         res.success, res.message = True, self._reset()
         self.get_logger().info(res.message)
         return res
+
+    def _params_changed(self, names: set[str]) -> None:
+        if "gripper_grace" in names:
+            self._grace_timer.timer_period_ns = int(max(self.p["gripper_grace"], 1e-3) * 1e9)
 
     def _check_params(self, params: list[Parameter]) -> SetParametersResult:
         for prm in params:
