@@ -32,6 +32,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from rclpy.context import Context  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from dmil_ros.core.checkpoint import save_checkpoint  # noqa: E402
@@ -193,11 +194,14 @@ def capture(publisher: Any) -> list[Any]:
 
 def feed(subs: dict[str, Any], sequence: list[tuple[str, Any]],
          tick: Callable[[], None] | None = None) -> None:
-    for topic, msg in sequence:
+    for seq, (topic, msg) in enumerate(sequence, start=1):
         sub = subs[topic]
         raw = sub.callback.__wrapped__
+        if sub.raw:  # a raw subscription (the recorder) gets the serialized bytes
+            msg = serialize_message(msg)
         if sub._callback_type == sub.CallbackType.WithMessageInfo:
-            raw(msg, {"received_timestamp": time.time_ns(), "source_timestamp": 0})
+            raw(msg, {"received_timestamp": time.time_ns(), "source_timestamp": 0,
+                      "publication_sequence_number": seq * 3})
         else:
             raw(msg)
         if tick is not None:

@@ -20,6 +20,7 @@ Topics (type, QoS)                       publisher -> subscribers
   dmil/policy/skill        Int32         cmd  active sub-skill (plot it in Foxglove / rqt_plot)
   dmil/policy/skill_probs  Float32MultiArray  sub-skill probabilities
   dmil/policy/status       String        latch  "disabled" | "driving" | "refusing: <reason>"
+  dmil/record/status       String        latch  recorder: what is being recorded, messages dropped
 
 Services (all std_srvs)
   dmil/sim/reset        Trigger  sim_bridge: new episode (seed = seed parameter + episode index)
@@ -161,6 +162,8 @@ TELEOP_JOINT_VELOCITY = TopicSpec("teleop/joint_velocity_cmd", JointState, COMMA
 SKILL = TopicSpec("dmil/policy/skill", Int32, TRACE_QOS, "index of the active sub-skill")
 SKILL_PROBS = TopicSpec("dmil/policy/skill_probs", Float32MultiArray, TRACE_QOS, "sub-skill probabilities")
 POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled | driving | refusing: <why>")
+RECORD_STATUS = TopicSpec("dmil/record/status", String, LATCHED_QOS,
+                          "recorder: idle | recording <file>: counts and messages dropped (every second)")
 
 # The parts of the robot state the observation is rebuilt from (the recorder also stores the rest).
 STATE_TOPICS = (JOINT_STATES, EE_POSE, OBJECT_POSES, GOAL)
