@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
@@ -756,3 +757,45 @@ def test_shipped_configs_pass_the_params_check() -> None:
     for kind in ("sim", "hardware"):
         for node in itf.NODE_PARAMS:
             assert check_params_file(str(config_file(kind)), node) == [], (kind, node)
+
+
+# --- adaptation in a worker process ---------------------------------------------------------------
+def test_adaptation_runs_in_a_worker_process_and_reports_progress(ros: InProcessGraph, checkpoint: Path,
+                                                                  tmp_path: Path) -> None:
+    """It ran in a thread of the control process (sharing the GIL with the control loop), silently."""
+    import os
+
+    policy = start_policy(ros, checkpoint, tmp_path, adapt_steps=40, adapt_lr=0.01)
+    write_demo(tmp_path / "demos", steps=60)
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=120)
+    assert res.success and "40 adaptation steps" in res.message, res.message
+    workers = [p.pid for p in policy._adapt_worker._pool._processes.values()]
+    assert workers and os.getpid() not in workers
+    lines = [m.data for m in ros.probe.received(itf.POLICY_STATUS) if m.data.startswith("adapting")]
+    assert lines and lines[0].startswith("adapting to reach-v3: step 1/40, loss "), lines
+    assert lines[-1].startswith("adapting to reach-v3: step 40/40, loss "), lines
+    ros.probe.wait_until(lambda: not ros.status().startswith("adapting"), 5, "the control status again")
+    assert policy._adapted_for == TASK and policy._hierarchy is not policy._base
+
+
+def test_a_worker_that_dies_keeps_the_old_hierarchy(ros: InProcessGraph, checkpoint: Path,
+                                                    tmp_path: Path) -> None:
+    import os
+
+    policy = start_policy(ros, checkpoint, tmp_path, adapt_steps=1000, adapt_lr=0.001)
+    write_demo(tmp_path / "demos", steps=100)
+    results: list[Any] = []
+    caller = threading.Thread(target=lambda: results.append(ros.probe.call(itf.POLICY_ADAPT, timeout=120)))
+    caller.start()
+    ros.probe.wait_until(lambda: ros.said("adapting to reach-v3: step"), 60, "the adaptation under way")
+    for p in policy._adapt_worker._pool._processes.values():
+        os.kill(p.pid, signal.SIGKILL)
+    caller.join(timeout=60)
+    assert results and not results[0].success and "worker process died" in results[0].message, results
+    assert policy._hierarchy is policy._base
+    publish_state(ros.probe, 7)  # still driving
+    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(7)) for t in ros.twists()), 5,
+                         "a command")
+    assert policy.set_parameters([Parameter("adapt_steps", value=3)])[0].successful
+    res = ros.probe.call(itf.POLICY_ADAPT, timeout=120)  # a new worker
+    assert res.success, res.message

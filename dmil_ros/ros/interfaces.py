@@ -354,6 +354,8 @@ POLICY_PARAMS = (
     ParamSpec("adapt_lr", 0.0, "adaptation step size of both levels; 0: the checkpoint's adapt config",
               range=(0.0, 10.0), dynamic=True),
     ParamSpec("torch_threads", 1, "torch intra-op threads (1 keeps control latency low)", range=(1, 256)),
+    ParamSpec("adapt_threads", 1, "torch threads of the adaptation worker process (it runs niced, below "
+              "the control loop)", range=(1, 256)),
     ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads (Linux; needs root, "
               "CAP_SYS_NICE or an rtprio limit; adaptation runs at normal priority); 0: normal "
               "scheduler. If it cannot be set the node logs why and runs normally", range=(0, 99)),

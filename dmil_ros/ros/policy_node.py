@@ -29,11 +29,15 @@ is one JointState of joint velocities on dmil/policy/joint_velocity_cmd instead,
 is the kitchen's (dmil_ros/ros/embodiment.py); the default checkpoint is then kitchen/no_top_burner.
 
 Adaptation (dmil/policy/adapt, Trigger): an async service callback hands the work to a worker
-thread: the newest `max_demos` demos of the current task from <demo_dir>/<task>/ ->
+process (dmil_ros/ros/adapt_worker.py; spawned at the first adaptation, reused; niced, `adapt_threads`
+torch threads): the newest `max_demos` demos of the current task from <demo_dir>/<task>/ ->
 core.adaptation.adapt, starting from the loaded (meta-learned) hierarchy. The control loop keeps
-acting with the old hierarchy meanwhile; an accepted result is swapped in on the executor thread with
-one reference assignment (atomic between two control steps), a diverged one is refused with its
-reason. A second request while one runs is refused. A task switch reverts to the loaded hierarchy.
+acting with the old hierarchy meanwhile, without sharing the GIL with the adaptation; progress goes
+out on dmil/policy/status ("adapting to <task>: step i/N, loss L", at most twice a second). An
+accepted result is swapped in on the executor thread with one reference assignment (atomic between
+two control steps); a diverged, refused or failed one (a worker that died included) keeps the old
+hierarchy, with the reason. A second request while one runs is refused. A task switch reverts to the
+loaded hierarchy.
 """
 
 from __future__ import annotations
@@ -54,16 +58,15 @@ from rclpy.task import Future
 from std_msgs.msg import Float32MultiArray, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
 
-from dmil_ros.core.adaptation import adapt
 from dmil_ros.core.checkpoint import CheckpointError, load_checkpoint
 from dmil_ros.core.config import AdaptConfig
-from dmil_ros.core.data import DemoError
 from dmil_ros.core.hierarchy import Hierarchy, ObservationError
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.actor import Actor
+from dmil_ros.ros.adapt_worker import AdaptJob, AdaptWorker, hierarchy_from
 from dmil_ros.ros.checkpoint_path import resolve_checkpoint
 from dmil_ros.ros.embodiment import embodiment_for
-from dmil_ros.ros.mcap_io import DemoFileError, demo_from_mcap, list_demos, task_dir
+from dmil_ros.ros.mcap_io import list_demos, task_dir
 from dmil_ros.ros.observation import ObservationMapping, StateError
 from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
@@ -137,8 +140,15 @@ class PolicyNode(Node):
         self._episode_start = 0  # stamp [ns] of the current episode's first state (episode_info)
         self._lock_step = False  # the sim steps once per command (episode_info)
         self._status = ""
+        self._control_status = ""  # what the control loop last reported (progress lines aside)
         self._last_reason = ""
         self._adapting = False  # only touched on the executor thread
+        # Adaptation runs in a worker process (dmil_ros/ros/adapt_worker.py), started at the first one.
+        self._adapt_worker = AdaptWorker(self.p["adapt_threads"], self._on_adapt_progress)
+        self._job = 0
+        self._adapting_task = ""
+        self._progress: tuple[str, int, int, float] | None = None
+        self._progress_wake = self.create_guard_condition(self._publish_progress)
 
         # Everything runs on one executor thread (rclpy's multi-threaded executor costs milliseconds per
         # callback); only the adapt service is reentrant, so a second request is answered while the
@@ -330,6 +340,7 @@ class PolicyNode(Node):
         self._set_status(f"refusing: {reason}")
 
     def _set_status(self, status: str) -> None:
+        self._control_status = status
         if status != self._status:
             self._status = status
             self._pub_status.publish(String(data=status))
@@ -408,6 +419,7 @@ class PolicyNode(Node):
             return res
         self._adapting = True
         task, mapping = self._task, self._mapping
+        self._adapting_task, self._progress = task, None
         done: Future = Future()
         wake = self.create_guard_condition(lambda: None)  # wakes the executor when the worker is done
 
@@ -434,28 +446,40 @@ class PolicyNode(Node):
             self.get_logger().info(message)
         else:
             self.get_logger().error(message)
+        self._set_status(self._control_status)  # the progress lines are over
         res.success, res.message = ok, message
         return res
 
     def _adapt(self, task: str, mapping: ObservationMapping) -> tuple[bool, str, Hierarchy | None]:
-        """Worker thread: read the demos, adapt from the loaded hierarchy (never touches control state)."""
+        """Helper thread: hand the job to the worker process and wait (never touches control state)."""
         paths = list_demos(self.p["demo_dir"], task)[-int(self.p["max_demos"]):]
         if not paths:
             where = task_dir(self.p["demo_dir"], task)
             return False, f"no demos of task {task} in {where}; record some first", None
-        try:
-            demos = [demo_from_mcap(p, mapping) for p in paths]
-            result = adapt(self._base, demos, self._adapt_cfg)
-        except (DemoFileError, DemoError) as e:
-            return False, f"cannot adapt to {task}: {e}", None
-        summary = (f"{result.num_demos} demo(s), {result.num_states} states, "
-                   f"{result.steps} adaptation steps, "
-                   f"loss {result.loss_before:.4g} -> {result.loss_after:.4g}, {result.seconds:.2f} s, "
-                   f"sub-skill use {list(result.skill_counts)}")
-        if not result.accepted:
-            return False, f"adaptation to {task} refused ({result.reason}): {summary}", None
-        self._actors[id(result.hierarchy)] = Actor(result.hierarchy)  # weights copied off the control thread
-        return True, f"adapted to {task}: accepted, {summary}", result.hierarchy
+        self._job += 1
+        job = AdaptJob(self._job, self._base, tuple(paths), mapping, self._adapt_cfg)
+        outcome = self._adapt_worker.run(job)
+        if not outcome.ok or outcome.params is None:
+            return False, outcome.message, None
+        hierarchy = hierarchy_from(self._base, outcome.params)
+        self._actors[id(hierarchy)] = Actor(hierarchy)  # weights copied off the control thread
+        return True, outcome.message, hierarchy
+
+    def _on_adapt_progress(self, job: int, step: int, steps: int, loss: float) -> None:
+        """Progress thread: keep the latest, let the executor thread publish it."""
+        self._progress = (self._adapting_task, step, steps, loss)
+        self._progress_wake.trigger()
+
+    def _publish_progress(self) -> None:
+        """Executor thread: a progress line on the status topic (the control status, republished at
+        its next change and after the adaptation, stays what _set_status last said)."""
+        if self._progress is not None and self._adapting:
+            task, step, steps, loss = self._progress
+            self._status = f"adapting to {task}: step {step}/{steps}, loss {loss:.4g}"
+            self._pub_status.publish(String(data=self._status))
+
+    def close(self) -> None:
+        self._adapt_worker.close()
 
 
 def _limit_blas_threads(threads: int) -> object | None:
