@@ -324,3 +324,51 @@ def test_parse_episode_info_never_raises(text: str) -> None:
                                   '{"episode": NaN}', "[1]", "[" * 100000])
 def test_parse_episode_info_refuses_overflowing_numbers(text: str) -> None:
     assert itf.parse_episode_info(text) is None
+
+
+# --- file parsers ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def good_demo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from dmil_ros.ros.mcap_io import DemoWriter
+
+    path = tmp_path_factory.mktemp("demo") / "reach-v3" / "demo-20260101-000000-00.mcap"
+    writer = DemoWriter(path, {"task": "reach-v3", "env": "metaworld"})
+    for k in range(2):
+        for topic, msg in {**plausible_state(METAWORLD, k), **plausible_command(METAWORLD, k)}.items():
+            if topic in (*(s.name for s in itf.STATE_TOPICS), itf.TELEOP_TWIST.name, itf.TELEOP_GRIPPER.name):
+                writer.write("/" + topic, msg)
+    return writer.finish().read_bytes()
+
+
+@FUZZ
+@given(data=st.data())
+def test_a_damaged_part_file_is_recovered_or_moved_aside(good_demo: bytes, tmp_path_factory: Any,
+                                                         data: Any) -> None:
+    """Whatever a killed recorder (or a disk) left: recover_part never raises, and what it keeps reads."""
+    from dmil_ros.ros.mcap_io import read_messages, recover_part
+
+    cut = data.draw(st.integers(0, len(good_demo)))
+    noise = data.draw(st.binary(max_size=64))
+    folder = tmp_path_factory.mktemp("part")
+    part = folder / "demo-20260101-000000-00.mcap.part"
+    part.write_bytes(good_demo[:cut] + noise)
+    kept, line = recover_part(part)
+    assert not part.exists() and kept.exists() and line
+    if kept.name.endswith(".recovered"):
+        list(read_messages(kept))  # a complete MCAP
+
+
+@FUZZ
+@given(text=st.one_of(st.text(max_size=200), st.sampled_from([
+    "policy_node: 3", "policy_node:\n  ros__parameters: [1, 2]", "- a\n- b", "{",
+    "policy_node:\n  ros__parameters:\n    rate: .nan\n    workspace_min: [a, b, c]\n    enabled: maybe",
+    "/**:\n  ros__parameters:\n    x: 1",
+    "? [1, 2]\n: 3", "policy_node:\n  ros__parameters:\n    ? [1]\n    : 2"])))
+def test_params_file_check_never_raises(text: str, tmp_path_factory: Any) -> None:
+    from dmil_ros.ros.params_file import check_params_file
+
+    path = tmp_path_factory.mktemp("params") / "p.yaml"
+    path.write_text(text)
+    for node in itf.NODE_PARAMS:
+        problems = check_params_file(str(path), node)
+        assert all(isinstance(p, str) and p for p in problems)
