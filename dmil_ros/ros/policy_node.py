@@ -10,11 +10,11 @@ hand-off cost):
   `stale_zero_duration`; then nothing is published until a state comes back, so a driver or MoveIt
   Servo sees the command stream stop and its own timeout halts the arm. No gripper command is sent
   meanwhile: the gripper holds its last command (opening or closing it blind could drop the object).
-- speed limits: the norm of the commanded linear velocity is clamped to `max_linear_speed` (direction
-  kept), the angular one's to `max_angular_speed`.
   Against a lock-step sim (episode_info says lock_step) the watchdog and disabling publish no zero
   twist: such a sim holds still without commands, and would take any twist as the command for its
   current state, i.e. step the episode with a velocity the policy never chose for it.
+- speed limits: the norm of the commanded linear velocity is clamped to `max_linear_speed` (direction
+  kept), the angular one's to `max_angular_speed`.
 - a state older than the current episode's first state (episode_info start_ns) is a leftover of the
   previous episode (a reset raced the enable) and is not acted on.
 A task the node cannot map (not a task of `env`) is refused at start (exit 2); named on the latched
@@ -389,6 +389,7 @@ class PolicyNode(Node):
         if self._enabled:
             self._builder.reset()
             self._last_acted = None
+            self._stale_since = None  # a stale period before is over: zeros again first
             self._last_reason = ""
             self._set_status("driving")
             state = self._sync.exact() if self.p["trigger"] == "state" else None
