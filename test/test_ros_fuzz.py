@@ -372,3 +372,12 @@ def test_params_file_check_never_raises(text: str, tmp_path_factory: Any) -> Non
     for node in itf.NODE_PARAMS:
         problems = check_params_file(str(path), node)
         assert all(isinstance(p, str) and p for p in problems)
+
+
+def test_every_node_subscribes_through_the_guard() -> None:
+    """One home for the net under callbacks: a node that calls create_subscription itself has
+    callbacks that can take it down (use dmil_ros.ros.guarded.subscribe)."""
+    root = Path(__file__).resolve().parents[1] / "dmil_ros" / "ros"
+    direct = [p.name for p in root.glob("*.py")
+              if p.name not in ("guarded.py", "testing.py") and ".create_subscription(" in p.read_text()]
+    assert direct == [], f"{direct} subscribe without dmil_ros.ros.guarded.subscribe"
