@@ -799,3 +799,13 @@ def test_a_worker_that_dies_keeps_the_old_hierarchy(ros: InProcessGraph, checkpo
     assert policy.set_parameters([Parameter("adapt_steps", value=3)])[0].successful
     res = ros.probe.call(itf.POLICY_ADAPT, timeout=120)  # a new worker
     assert res.success, res.message
+
+
+def test_the_worker_can_start_with_the_node(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    """prestart_adapt_worker (on in config/*.yaml): the first dmil/adapt does not wait for a process start."""
+    policy = start_policy(ros, checkpoint, tmp_path, prestart_adapt_worker=True)
+    ros.probe.wait_until(lambda: policy._adapt_worker._pool is not None
+                         and any(p.is_alive() for p in policy._adapt_worker._pool._processes.values()), 60,
+                         "the worker process")
+    publish_state(ros.probe, 0)  # the node drives meanwhile
+    ros.probe.wait_until(lambda: ros.status() == "driving", 30, "driving")

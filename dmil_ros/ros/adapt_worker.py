@@ -67,6 +67,13 @@ def _init_worker(progress: Any, threads: int) -> None:
     _progress_queue = progress
 
 
+def _ready() -> bool:
+    import dmil_ros.core.adaptation  # noqa: F401  (what run_job needs, imported while nothing waits)
+    import dmil_ros.ros.mcap_io  # noqa: F401
+
+    return True
+
+
 def run_job(job: AdaptJob) -> AdaptOutcome:
     """In the worker process: read the demos, adapt, summarise (no exception for a bad demo)."""
     from dmil_ros.core.adaptation import adapt
@@ -131,6 +138,19 @@ class AdaptWorker:
             if item is None:
                 return
             self._on_progress(*item)
+
+    def prestart(self) -> None:
+        """Start the worker process now, from a helper thread at normal priority (it returns at once)."""
+        def start() -> None:
+            from dmil_ros.ros.realtime import normal_priority
+
+            normal_priority()
+            try:
+                self._ensure_pool().submit(_ready).result()
+            except (RuntimeError, concurrent.futures.process.BrokenProcessPool):
+                pass  # shut down meanwhile, or died: the next adaptation starts one
+
+        threading.Thread(target=start, name="dmil-adapt-prestart", daemon=True).start()
 
     def run(self, job: AdaptJob) -> AdaptOutcome:
         """Adapt in the worker process; a crashed worker is replaced at the next call."""

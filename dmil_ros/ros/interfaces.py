@@ -356,6 +356,8 @@ POLICY_PARAMS = (
     ParamSpec("torch_threads", 1, "torch intra-op threads (1 keeps control latency low)", range=(1, 256)),
     ParamSpec("adapt_threads", 1, "torch threads of the adaptation worker process (it runs niced, below "
               "the control loop)", range=(1, 256)),
+    ParamSpec("prestart_adapt_worker", False, "start the adaptation worker process with the node (in the "
+              "background), so the first dmil/adapt does not wait for it; otherwise at the first one"),
     ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads (Linux; needs root, "
               "CAP_SYS_NICE or an rtprio limit; adaptation runs at normal priority); 0: normal "
               "scheduler. If it cannot be set the node logs why and runs normally", range=(0, 99)),

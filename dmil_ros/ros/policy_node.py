@@ -66,7 +66,7 @@ from dmil_ros.ros.actor import Actor
 from dmil_ros.ros.adapt_worker import AdaptJob, AdaptWorker, hierarchy_from
 from dmil_ros.ros.checkpoint_path import resolve_checkpoint
 from dmil_ros.ros.embodiment import embodiment_for
-from dmil_ros.ros.mcap_io import list_demos, task_dir
+from dmil_ros.ros.mcap_io import DemoFileError, check_recorded_task, list_demos, task_dir
 from dmil_ros.ros.observation import ObservationMapping, StateError
 from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
@@ -149,6 +149,8 @@ class PolicyNode(Node):
         self._adapting_task = ""
         self._progress: tuple[str, int, int, float] | None = None
         self._progress_wake = self.create_guard_condition(self._publish_progress)
+        if self.p["prestart_adapt_worker"]:
+            self._adapt_worker.prestart()
 
         # Everything runs on one executor thread (rclpy's multi-threaded executor costs milliseconds per
         # callback); only the adapt service is reentrant, so a second request is answered while the
@@ -457,6 +459,11 @@ class PolicyNode(Node):
         if not paths:
             where = task_dir(self.p["demo_dir"], task)
             return False, f"no demos of task {task} in {where}; record some first", None
+        try:  # cheap (the files' metadata): a wrong or corrupt demo is refused without the worker
+            for path in paths:
+                check_recorded_task(path, task)
+        except DemoFileError as e:
+            return False, f"cannot adapt to {task}: {e}", None
         self._job += 1
         job = AdaptJob(self._job, self._base, tuple(paths), mapping, self._adapt_cfg)
         outcome = self._adapt_worker.run(job)
