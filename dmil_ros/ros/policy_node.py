@@ -74,6 +74,7 @@ from dmil_ros.ros.state_sync import StateSet, StateSync
 from dmil_ros.ros.workspace import Workspace, workspace_from_params
 
 NAME = "policy_node"
+PRESTART_DELAY = 5.0  # [s] after start-up, the adaptation worker starts (prestart_adapt_worker)
 
 
 def load_policy(param: str, env: str = "metaworld") -> tuple[Hierarchy, str, AdaptConfig]:
@@ -149,8 +150,8 @@ class PolicyNode(Node):
         self._adapting_task = ""
         self._progress: tuple[str, int, int, float] | None = None
         self._progress_wake = self.create_guard_condition(self._publish_progress)
-        if self.p["prestart_adapt_worker"]:
-            self._adapt_worker.prestart()
+        if self.p["prestart_adapt_worker"]:  # a little later: not while the rest of the graph starts up
+            self._prestart_timer = self.create_timer(PRESTART_DELAY, self._prestart_worker)
 
         # Everything runs on one executor thread (rclpy's multi-threaded executor costs milliseconds per
         # callback); only the adapt service is reentrant, so a second request is answered while the
@@ -485,6 +486,10 @@ class PolicyNode(Node):
             task, step, steps, loss = self._progress
             self._status = f"adapting to {task}: step {step}/{steps}, loss {loss:.4g}"
             self._pub_status.publish(String(data=self._status))
+
+    def _prestart_worker(self) -> None:
+        self.destroy_timer(self._prestart_timer)
+        self._adapt_worker.prestart()
 
     def close(self) -> None:
         self._adapt_worker.close()
