@@ -330,9 +330,22 @@ RECORDER_PARAMS = (
               range=(1.0, 3600.0)),
 )
 
+# How the operator paces itself against a robot whose topics are stamped independently (hardware).
+_TELEOP_PACING_PARAMS = (
+    ParamSpec("trigger", "state", "state: act on each new complete state (sim: all parts share one stamp); "
+              "timer: act at `rate` on the latest parts (robot topics stamped independently)",
+              choices=("state", "timer")),
+    ParamSpec("rate", 80.0, "timer mode: operator command rate [Hz]", range=(1.0, 2000.0)),
+    ParamSpec("state_timeout", 0.25, "timer mode: no command while a state part is older than this [s]",
+              range=(0.001, 10.0)),
+    ParamSpec("max_linear_speed", 10.0, "limit of the commanded linear velocity [m/s] (as the policy's "
+              "max_linear_speed; the sim's 0.8 per axis is below the default)", range=(0.0, 10.0)),
+)
+
 TELEOP_PARAMS = (
     *COMMON_PARAMS,
     *OBSERVATION_PARAMS,
+    *_TELEOP_PACING_PARAMS,
     ParamSpec("enabled", True, "operate from the start (otherwise call dmil/teleop/enable)"),
     ParamSpec("frame_id", "world", "frame of the published twist"),
     ParamSpec("command_subscribers", 2,
