@@ -37,6 +37,7 @@ from dmil_ros.envs.base import RobotState
 from dmil_ros.envs.metaworld_env import MetaWorldEnv, state_from_observation, wxyz_to_xyzw
 
 ARM_JOINTS = tuple(f"right_j{i}" for i in range(7))
+_NO_POSITIONS, _NO_QUATS = np.zeros((0, 3)), np.zeros((0, 4))
 # Sawyer URDF (intera sawyer_description): (lower, upper) [rad], velocity [rad/s], effort [N m].
 JOINT_LOWER = np.array([-3.0503, -3.8095, -3.0426, -3.0439, -2.9761, -2.9761, -4.7124])
 JOINT_UPPER = np.array([3.0503, 2.2736, 3.0426, 3.0439, 2.9761, 2.9761, 4.7124])
@@ -72,6 +73,16 @@ class SawyerScene:
         self._joint_ids = np.array([m.joint(n).id for n in ARM_JOINTS])
         self._qadr = np.array([m.jnt_qposadr[j] for j in self._joint_ids])
         self._dof = np.array([m.jnt_dofadr[j] for j in self._joint_ids])
+        # The arm's joints are MuJoCo's first seven (qpos and dof): slices are cheaper than index arrays.
+        if list(self._qadr) != list(range(7)) or list(self._dof) != list(range(7)):
+            raise RuntimeError(f"{task}: the arm joints are not the model's first seven")
+        self._qslice = self._arm = slice(0, 7)
+        self._damping = m.dof_damping[self._arm].copy()
+        self._implicit_damping = np.diag(m.opt.timestep * self._damping)
+        self._effort = EFFORT_LIMITS * self.effort_scale
+        self._steps = 0
+        self._observed_at = -1
+        self._observed = np.zeros(0)
         self._meta_world_range = m.jnt_range[self._joint_ids].copy()
         self._weld = [i for i in range(m.neq) if m.eq_type[i] == mujoco.mjtEq.mjEQ_WELD]
         self._hand = m.body(EE_FRAME).id
@@ -107,6 +118,7 @@ class SawyerScene:
         m.jnt_range[self._joint_ids] = np.stack([JOINT_LOWER, JOINT_UPPER], axis=1)
         self._home_orientation()
         d.qfrc_applied[:] = 0.0
+        self._steps += 1  # the scene changed: observe it anew
         self._q_ref = d.qpos[self._qadr].copy()
         self._qd_ref = np.zeros(7)
         self._holding = True
@@ -156,45 +168,54 @@ class SawyerScene:
         """One physics step: computed-torque tracking of the joint reference, then mj_step."""
         if self.unstable:
             return
-        m, d = self.model, self.data
+        m, d, arm = self.model, self.data, self._arm
         dt = self.timestep
-        q, qd = d.qpos[self._qadr], d.qvel[self._dof]
+        q, qd = d.qpos[self._qslice], d.qvel[arm]
         self._q_ref = np.clip(self._q_ref + self._qd_ref * dt, JOINT_LOWER, JOINT_UPPER)
         w = self.tracking_bandwidth
         acc = w * w * (self._q_ref - q) + 2.0 * w * (self._qd_ref - qd)
         mujoco.mj_fullM(m, self._mass, d.qM)
-        damping = m.dof_damping[self._dof]
         # Euler integrates joint damping implicitly: the effective inertia is M + dt * D.
-        inertia = self._mass[np.ix_(self._dof, self._dof)] + np.diag(dt * damping)
-        tau = inertia @ acc + d.qfrc_bias[self._dof] + damping * qd
-        d.qfrc_applied[:] = 0.0
-        limit = EFFORT_LIMITS * self.effort_scale
-        d.qfrc_applied[self._dof] = np.clip(tau, -limit, limit)
-        d.ctrl[:] = [self._gripper, -self._gripper]
+        tau = (self._mass[arm, arm] + self._implicit_damping) @ acc + d.qfrc_bias[arm] + self._damping * qd
+        d.qfrc_applied[arm] = np.clip(tau, -self._effort, self._effort)
+        d.ctrl[0], d.ctrl[1] = self._gripper, -self._gripper
         mujoco.mj_step(m, d)
         self.time += dt
-        if not np.all(np.isfinite(d.qpos)):
+        self._steps += 1
+        if not np.isfinite(d.qpos[0]) or not np.all(np.isfinite(d.qpos)):
             self.unstable = True
 
     # --- what the robot reports -----------------------------------------------------------------
     def arm_state(self) -> ArmState:
         d = self.data
         c0, c1 = (d.xpos[i] for i in self._claws)
-        return ArmState(d.qpos[self._qadr].copy(), d.qvel[self._dof].copy(),
+        return ArmState(d.qpos[self._qslice].copy(), d.qvel[self._arm].copy(),
                         float(np.linalg.norm(c0 - c1)) / 2.0)
 
     def _observation(self) -> np.ndarray:
-        """Meta-World's 39-dim observation of the current physics state (previous frame = current)."""
-        raw = self.env.raw_env
-        frame = raw._get_curr_obs_combined_no_goal()
-        return np.concatenate([frame, frame, raw._get_pos_goal()])
+        """Meta-World's 39-dim observation of the current physics state (previous frame = current);
+        computed once per physics step (its object orientations cost milliseconds)."""
+        if self._observed_at != self._steps:
+            raw = self.env.raw_env
+            frame = raw._get_curr_obs_combined_no_goal()
+            self._observed = np.concatenate([frame, frame, raw._get_pos_goal()])
+            self._observed_at = self._steps
+        return self._observed
 
     def robot_state(self) -> RobotState:
         """The true state, in the same mapping as MetaWorldEnv.robot_state (the sim bridge's)."""
-        arm = self.arm_state()
         return state_from_observation(
-            self._observation(), self.task, joint_names=ARM_JOINTS, joint_positions=arm.q,
-            ee_orientation=wxyz_to_xyzw(self.data.xquat[self._hand]).copy())
+            self._observation(), self.task, joint_names=ARM_JOINTS,
+            joint_positions=self.data.qpos[self._qslice].copy(),
+            ee_orientation=wxyz_to_xyzw(self.data.xquat[self._hand]))
+
+    def driver_state(self, goal: np.ndarray) -> RobotState:
+        """What the robot driver knows (joints, hand pose, gripper opening as Meta-World computes it),
+        without objects: cheap enough for every driver cycle."""
+        d = self.data
+        opening = min(1.0, 2.0 * self.arm_state().finger_travel / 0.1)
+        return RobotState(ARM_JOINTS, d.qpos[self._qslice].copy(), d.xpos[self._hand].copy(),
+                          wxyz_to_xyzw(d.xquat[self._hand]), opening, _NO_POSITIONS, _NO_QUATS, goal)
 
     def success(self) -> bool:
         """Meta-World's success criterion of the task on the current physics state."""

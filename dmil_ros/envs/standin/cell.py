@@ -4,8 +4,10 @@ Physics runs in real time against the caller's clock: `advance(now_ns)` takes Mu
 scene's time has caught up with `now_ns` (the episode starts at the reset's `now_ns`). Servo runs
 every `publish_period` of that time with the clock value of its cycle (so its stale check compares
 command stamps with the time the arm is at), perception captures at its own rate, and success is
-checked every servo cycle. If the caller stalls for longer than MAX_LAG the scene does not race to
-catch up: the arm was paused that long (counted in `stalls`), as a robot whose driver stalled.
+checked at every capture (on the true state the camera sees: Meta-World's observation costs
+milliseconds, too much for every physics step on a shared machine). If the caller stalls for longer
+than MAX_LAG the scene does not race to catch up: the arm was paused that long (counted in
+`stalls`), as a robot whose driver stalled.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class RobotCell:
         self.stalls = 0
         self._t0_ns = 0
         self._next_servo = 0.0
-        self.success = False  # at the latest servo cycle
+        self._goal = np.zeros(3)
+        self.success = False  # at the latest perception capture
         self.first_success: float | None = None  # scene time of the first successful cycle
 
     @property
@@ -69,6 +72,7 @@ class RobotCell:
         self._next_servo = 0.0
         self.success = self.scene.success()
         self.first_success = 0.0 if self.success else None
+        self._goal = self.scene.robot_state().goal_position
 
     def receive_twist(self, command: TwistCommand) -> bool:
         return self.servo.receive(command)
@@ -95,6 +99,7 @@ class RobotCell:
                 self._next_servo += period
             if self.perception.capture_due(t):
                 self.perception.capture(t, self.scene.robot_state())
+                self._check_success(t)
             self.scene.step()
 
     def _servo_cycle(self, t: float) -> None:
@@ -102,12 +107,19 @@ class RobotCell:
         out = self.servo.update(self.clock_ns(t), arm.q, self.scene)
         self.scene.command_joint_velocities(out.joint_velocities)
         self.status = out.status
+
+    def _check_success(self, t: float) -> None:
         self.success = self.scene.success()
         if self.success and self.first_success is None:
             self.first_success = t
 
     def robot_state(self) -> RobotState:
+        """The true state (objects included)."""
         return self.scene.robot_state()
+
+    def driver_state(self) -> RobotState:
+        """Joints, hand and gripper now, the goal of the episode, no objects (see SawyerScene)."""
+        return self.scene.driver_state(self._goal)
 
     def released_frames(self, now_ns: int) -> list[ObjectFrame]:
         """Perception frames delivered by `now_ns` (capture times in scene seconds)."""

@@ -56,10 +56,9 @@ class ArmKinematics(Protocol):
 
 @dataclass(frozen=True)
 class ServoParams:
-    """Servo's parameters of the same names (moveit_servo/config/servo_parameters.yaml)."""
+    """Servo's parameters of the same names (moveit_servo/config/servo_parameters.yaml; scale_linear is
+    its scale.linear). The planning frame and ee frame are the arm model's (ArmKinematics)."""
 
-    planning_frame: str = "base"
-    ee_frame: str = "hand"
     command_in_type: str = "speed_units"
     scale_linear: float = 0.4  # unitless only [m/s at 1.0]
     scale_rotational: float = 0.8  # unitless only [rad/s at 1.0]
