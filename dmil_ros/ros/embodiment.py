@@ -116,8 +116,9 @@ class MetaWorldEmbodiment:
                               goal: Any) -> RobotState:
         return mwobs.robot_state_from_msgs(mapping, joints, ee, objects, goal)
 
-    def state_to_msgs(self, state: RobotState, stamp: Time, frame_id: str, gripper_joint: str) -> tuple:
-        return mwobs.state_to_msgs(state, stamp, frame_id, gripper_joint)
+    def state_to_msgs(self, state: RobotState, stamp: Time, frame_id: str, gripper_joint: str,
+                      gripper_scale: float = 1.0) -> tuple:
+        return mwobs.state_to_msgs(state, stamp, frame_id, gripper_joint, gripper_scale)
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
                           max_linear_speed: float = math.inf) -> tuple[Any, Any]:

@@ -113,13 +113,15 @@ def robot_state_from_msgs(
 
 
 def state_to_msgs(
-    state: RobotState, stamp: Time, frame_id: str, gripper_joint: str
+    state: RobotState, stamp: Time, frame_id: str, gripper_joint: str, gripper_scale: float = 1.0
 ) -> tuple[JointState, PoseStamped, PoseArray, PointStamped]:
-    """What the sim bridge publishes for one step; all four share `stamp` so receivers can pair them."""
+    """What the sim bridge publishes for one step; all four share `stamp` so receivers can pair them.
+    The gripper joint's position is opening / `gripper_scale` (the inverse of robot_state_from_msgs's
+    mapping: the robot stand-in reports finger travel in metres with gripper_scale 20)."""
     js = JointState()
     js.header.stamp = stamp
     js.name = [*state.joint_names, gripper_joint]
-    js.position = [float(v) for v in state.joint_positions] + [float(state.gripper_opening)]
+    js.position = [float(v) for v in state.joint_positions] + [float(state.gripper_opening) / gripper_scale]
     ee = PoseStamped()
     ee.header.stamp, ee.header.frame_id = stamp, frame_id
     ee.pose = _pose(state.ee_position, state.ee_orientation)
