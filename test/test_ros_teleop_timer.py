@@ -72,3 +72,17 @@ def test_scripted_operator_in_timer_mode_acts_on_independently_stamped_parts() -
     finally:
         g.close()
         env.close()
+
+
+def test_scripted_operator_asks_for_its_realtime_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmil_ros.ros import scripted_teleop
+
+    asked: list[int] = []
+    monkeypatch.setattr(scripted_teleop, "set_realtime_priority", lambda p: asked.append(p) or "not allowed")
+    g = InProcessGraph()
+    try:
+        g.add(scripted_teleop.ScriptedTeleop, task="reach-v3", trigger="timer", realtime_priority=7)
+        g.probe.wait_until(lambda: g.logged("realtime_priority not set: not allowed"), 10.0, "the warning")
+    finally:
+        g.close()
+    assert asked == [7]

@@ -360,6 +360,9 @@ _TELEOP_PACING_PARAMS = (
               range=(0.001, 10.0)),
     ParamSpec("max_linear_speed", 10.0, "limit of the commanded linear velocity [m/s] (as the policy's "
               "max_linear_speed; the sim's 0.8 per axis is below the default)", range=(0.0, 10.0)),
+    ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads: a scripted operator on a "
+              "loaded machine must keep its pace against a real-time robot (0: normal scheduler)",
+              range=(0, 99)),
 )
 
 TELEOP_PARAMS = (

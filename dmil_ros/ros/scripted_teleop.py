@@ -30,6 +30,7 @@ from std_srvs.srv import SetBool
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.observation import ObservationMapping, StateError
+from dmil_ros.ros.realtime import set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
 
@@ -64,6 +65,10 @@ class ScriptedTeleop(Node):
         self.create_service(SetBool, itf.TELEOP_ENABLE.name, self._on_enable)
         if self.p["trigger"] == "timer":
             self.create_timer(1.0 / self.p["rate"], self._tick)
+        if self.p["realtime_priority"] > 0:
+            problem = set_realtime_priority(self.p["realtime_priority"])
+            if problem:
+                self.get_logger().warning(f"realtime_priority not set: {problem}")
         state = "enabled" if self._enabled else "disabled (dmil/teleop/enable)"
         self.get_logger().info(f"scripted expert for {self._task} {state}")
 
