@@ -232,7 +232,7 @@ def _train(
             bar.update(1)
             if comm.is_main and sched.snapshot_interval and it % sched.snapshot_interval == 0:
                 policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
-                nan = {"val_mse": float("nan"), "val_mse_unadapted": float("nan")}
+                nan = {"val_mse": None, "val_mse_unadapted": None}  # not validated (JSON null, not NaN)
                 save_checkpoint(policy, run_dir / "snapshots" / f"it{it}", method.dmil,
                                 _checkpoint_meta(cfg, method, it, nan))  # fmt: skip
             if it % sched.log_interval == 0 or it == sched.iterations:
@@ -260,7 +260,7 @@ def _train(
         # Ctrl-C loses nothing learned: the current weights go to last/ (unvalidated), then stop.
         if comm.is_main and done > 0:
             policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
-            nan = {"val_mse": float("nan"), "val_mse_unadapted": float("nan")}
+            nan = {"val_mse": None, "val_mse_unadapted": None}  # not validated (JSON null, not NaN)
             meta = {**_checkpoint_meta(cfg, method, done, nan), "interrupted": True}
             save_checkpoint(policy, run_dir / "last", method.dmil, meta)
             _log.warning("interrupted after iteration %d: weights saved to %s", done, run_dir / "last")
