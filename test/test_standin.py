@@ -112,6 +112,10 @@ def test_servo_refuses_non_finite_commands() -> None:
     s = servo()
     assert not s.receive(twist((float("nan"), 0, 0), 0))
     assert s.latest is None and s.counters.rejected_non_finite == 1
+    # Finite but absurd: the joint velocities overflow; Servo refuses the command instead of moving.
+    assert s.receive(twist((1e308, -1e308, 1e308), 0, w=(1e308, 0, 0)))
+    out = s.update(0, np.zeros(7), PlanarArm(np.hstack([np.eye(6) * 0.1, np.zeros((6, 1))])))
+    assert out.status == INVALID and not out.moving and np.isfinite(out.joint_velocities).all()
 
 
 def test_perception_delivers_frames_at_its_rate_after_the_latency_with_noise() -> None:

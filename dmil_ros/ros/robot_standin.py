@@ -36,6 +36,7 @@ from dmil_ros.envs.standin.perception import PerceptionSettings, with_objects
 from dmil_ros.envs.standin.servo import ServoParams, TwistCommand
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.embodiment import METAWORLD
+from dmil_ros.ros.guarded import subscribe
 from dmil_ros.ros.observation import stamp_ns
 from dmil_ros.ros.realtime import set_realtime_priority
 from dmil_ros.ros.runner import run_node
@@ -110,7 +111,7 @@ class RobotStandin(Node):
             f"{c.perception.position_noise * 1e3:g} mm")
 
     def _subscribe(self, spec: itf.TopicSpec, callback: Any) -> None:
-        self.create_subscription(spec.msg_type, spec.name, callback, spec.qos)
+        subscribe(self, spec.msg_type, spec.name, callback, spec.qos)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

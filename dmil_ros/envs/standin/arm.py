@@ -241,7 +241,7 @@ class SawyerScene:
             return np.eye(3)
         try:
             body = self.model.body(frame).id
-        except KeyError:
+        except (KeyError, TypeError):  # no such body; a name MuJoCo cannot take (e.g. a lone surrogate)
             return None
         base = self.data.xmat[self.model.body(BASE_FRAME).id].reshape(3, 3)
         return base.T @ self.data.xmat[body].reshape(3, 3)

@@ -179,6 +179,9 @@ class Servo:
         if self.posture_gain > 0 and self.home is not None and np.any(twist != 0.0):
             # redundancy resolution (see the class doc): never moves the ee, only the elbow
             qd = qd + (np.eye(len(q)) - pinv @ jacobian) @ (self.posture_gain * (self.home - q))
+        if not np.all(np.isfinite(qd)):  # a finite but absurd twist (1e300 m/s) overflowed: refuse it
+            self.counters.invalid += 1
+            return ServoOutput(halt, INVALID)
         scale, status = self._singularity_scale(arm, q, jacobian, qd)
         if scale == 0.0:
             self.counters.singularity_halt += 1
