@@ -251,20 +251,29 @@ def test_policy_node_survives_any_message(env: str, context: Context, checkpoint
         node.destroy_node()
 
 
-@pytest.mark.parametrize("env", ["metaworld", "kitchen"])
-def test_scripted_teleop_survives_any_message(env: str, context: Context) -> None:
+@pytest.mark.parametrize(("env", "trigger"), [("metaworld", "state"), ("kitchen", "state"),
+                                              ("metaworld", "timer")])
+def test_scripted_teleop_survives_any_message(env: str, trigger: str, context: Context) -> None:
+    """timer: the operator against a robot, acting from its timer on the latest parts (called after
+    every message here): its commands stay finite and within max_linear_speed."""
     from dmil_ros.ros.scripted_teleop import ScriptedTeleop
 
     task = "reach-v3" if env == "metaworld" else "microwave"
-    node = build(ScriptedTeleop, context, env=env, task=task, enabled=True)
+    node = build(ScriptedTeleop, context, env=env, task=task, enabled=True, trigger=trigger,
+                 max_linear_speed=0.25)
     subs = raw_callbacks(node)
+    commands = capture(node._pub_twist)
+    tick = node._tick if trigger == "timer" else None
     try:
         @FUZZ
         @given(sequence=events(subs, METAWORLD if env == "metaworld" else KITCHEN))
         def run(sequence: list[tuple[str, Any]]) -> None:
-            feed(subs, sequence)
+            feed(subs, sequence, tick)
+            assert all(finite_command(m, 0.25) for m in commands)
 
         run()
+        if trigger == "timer":
+            assert commands, "the operator never acted on the plausible states"
     finally:
         node.close()
         node.destroy_node()
