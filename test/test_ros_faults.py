@@ -754,7 +754,7 @@ def test_shipped_configs_pass_the_params_check() -> None:
     from dmil_ros.ros.graph import config_file
     from dmil_ros.ros.params_file import check_params_file
 
-    for kind in ("sim", "hardware"):
+    for kind in ("sim", "hardware", "standin"):
         for node in itf.NODE_PARAMS:
             assert check_params_file(str(config_file(kind)), node) == [], (kind, node)
 

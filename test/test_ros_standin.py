@@ -130,6 +130,11 @@ def test_driver_perception_and_operator_topics(standin: Standin) -> None:
     assert min(ages) >= LATENCY - 0.002, ages
     stamps = [s for s, _ in standin.arrivals]
     assert stamps == sorted(stamps)
+    # Rates from the stamps (each part is stamped when the cell produced it, whatever the delivery
+    # delays on a loaded machine): the driver at driver_rate (100 Hz here), the camera at 30 Hz.
+    driver = np.diff([stamp_ns(m.header.stamp) for m in standin.probe.received(itf.JOINT_STATES)[-50:]])
+    assert np.median(driver) * 1e-9 == pytest.approx(1 / 100, rel=0.1), driver
+    assert np.median(np.diff(stamps)) * 1e-9 == pytest.approx(1 / 30, abs=0.003), np.diff(stamps)
     info = json.loads(standin.probe.received(itf.STANDIN_EPISODE)[-1].data)
     assert info["task"] == TASK and info["seed"] == 7 + info["episode"]
 
@@ -200,3 +205,24 @@ def test_hardware_graph_takes_the_cells_frame_and_gripper() -> None:
     sim = {n.name: n for n in graph.build_graph("sim", {"seed": "5", "max_episode_steps": "300"})}
     assert sim["sim_bridge"].parameters["seed"] == 5
     assert sim["sim_bridge"].parameters["max_episode_steps"] == 300
+
+
+def test_the_node_refuses_bad_parameters_with_the_reason(tmp_path: Path) -> None:
+    """Exit 2 with every problem listed, no traceback: a wrong type, an unknown task, a Servo
+    combination MoveIt Servo would refuse too."""
+    env = isolated_ros_env()
+    cases = {"type": ["-p", "latency:=fast", "-p", "camera_rate:=30"],
+             "task": ["-p", "task:=no-such-task-v3"],
+             "servo": ["-p", "lower_singularity_threshold:=40.0",
+                       "-p", "hard_stop_singularity_threshold:=30.0"]}
+    runs = {name: subprocess.Popen([sys.executable, "-m", "dmil_ros.ros.robot_standin", "--ros-args", *args],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for name, args in cases.items()}
+    out = {name: proc.communicate(timeout=120)[0] for name, proc in runs.items()}
+    for name, proc in runs.items():
+        assert proc.returncode == 2 and "Traceback" not in out[name], (name, out[name])
+        assert "refusing to start" in out[name], out[name]
+    assert "latency: 'fast' must be a double" in out["type"], out["type"]
+    assert "camera_rate: 30 must be a double (write 80.0, not 80)" in out["type"], out["type"]
+    assert "cannot run task 'no-such-task-v3'" in out["task"], out["task"]
+    assert "hard_stop_singularity_threshold must exceed lower_singularity_threshold" in out["servo"]
