@@ -12,7 +12,8 @@ checkpoint. Success is Meta-World's own criterion in both (on the stand-in's phy
 Episode i of a task uses seed --seed + i in both paths (episode 0 is the start-up scene; demos are
 episodes 1..k, trials k+1..k+n). Horizon: --horizon-steps env steps in the sim (the DMIL protocol's
 300); on the stand-in the same number of 12.5 ms control steps stretched by the speed ratio
-0.8 / max_linear_speed (0.25 m/s on the robot, 0.8 m/s per axis in the sim): 12 s.
+0.8 / action_speed (an action of 1.0 is 0.8 m/s in the sim, 0.25 m/s on the robot: config/hardware.yaml,
+config/standin.yaml): 12 s, the time the slowed-down motions of a sim episode take.
 
 Safety, counted at the arm: every command the stand-in's Servo executed is logged with its stamp.
 - after disable: a twist stamped after dmil/policy/enable(false) returned that moved the arm;
@@ -39,18 +40,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from std_srvs.srv import SetBool
 
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.checkpoint_path import shipped_checkpoint_dir
+from dmil_ros.ros.graph import config_file
 from dmil_ros.ros.testing import Probe, isolated_ros_env
 
 TASKS = ("door-close-v3", "drawer-open-v3", "lever-pull-v3")
 SIM_CONTROL_DT = 0.0125  # s per env step (Meta-World)
 SIM_SPEED = 0.8  # m/s per axis at action 1.0 in the sim
-ROBOT_SPEED = 0.25  # config/hardware.yaml max_linear_speed (policy) = config/standin.yaml (operator)
-POLICY_STATE_TIMEOUT = 0.1  # config/hardware.yaml state_timeout
-SERVO_TIMEOUT = 0.1  # config/standin.yaml incoming_command_timeout
+
+
+def _config(kind: str, node: str, name: str) -> Any:
+    return yaml.safe_load(config_file(kind).read_text())[node]["ros__parameters"][name]
+
+
+# m/s per axis at action 1.0 on the robot: the policy's (the operator's in config/standin.yaml must agree)
+ROBOT_SPEED = _config("hardware", "policy_node", "action_speed")
+if _config("standin", "scripted_teleop", "action_speed") != ROBOT_SPEED:
+    raise SystemExit("action_speed differs: config/standin.yaml's operator, config/hardware.yaml's policy")
+POLICY_STATE_TIMEOUT = _config("hardware", "policy_node", "state_timeout")
+SERVO_TIMEOUT = _config("standin", "robot_standin", "incoming_command_timeout")
 # What the hardware graph needs to know about the stand-in's cell (a real cell passes its own).
 CELL_ARGS = ("--frame-id", "base", "--gripper-joint", "right_gripper_l_finger_joint",
              "--gripper-scale", "20.0", "--gripper-topic", "/" + itf.GRIPPER_COMMAND.name,

@@ -307,6 +307,12 @@ OBSERVATION_PARAMS = (
               range=(0, 1000)),
     ParamSpec("state_reliability", "reliable", "QoS reliability of the state subscriptions",
               choices=("reliable", "best_effort")),
+    ParamSpec("action_speed", 0.8, "metaworld: hand speed [m/s] per axis of an action of 1.0, both ways "
+              "(policy action -> twist, recorded operator twist -> demo action). Meta-World's is 0.8 (1 cm "
+              "per 12.5 ms step); a robot slower than that sets its speed (config/hardware.yaml: 0.25 = "
+              "max_linear_speed): the policy then runs Meta-World's motions slowed down, and demos recorded "
+              "at the robot's speed come out in the action scale the policy was trained on",
+              range=(0.001, 10.0)),
 )
 
 SIM_BRIDGE_PARAMS = (

@@ -79,7 +79,7 @@ class ScriptedTeleop(Node):
             self._expert.close()
         self._expert, self._task = expert, task
         self._mapping = self._emb.mapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
-                                          self.p["expected_joint_count"])
+                                          self.p["expected_joint_count"], action_speed=self.p["action_speed"])
         self._builder = self._emb.builder(self._mapping)
 
     def _on_part(self, role: str, msg: Any) -> None:
@@ -119,7 +119,8 @@ class ScriptedTeleop(Node):
             return
         stamp = stamp or state.joints.header.stamp
         limit = self.p["max_linear_speed"]
-        self._send(*self._emb.action_to_command(action, stamp, self.p["frame_id"], limit))
+        self._send(*self._emb.action_to_command(action, stamp, self.p["frame_id"], limit,
+                                                action_speed=self.p["action_speed"]))
 
     def _send(self, twist: TwistStamped, gripper: Float64 | None) -> None:
         if gripper is not None and self._pub_gripper is not None:  # (kitchen: the joint command has them)
