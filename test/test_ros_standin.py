@@ -198,8 +198,9 @@ def test_hardware_graph_takes_the_cells_frame_and_gripper() -> None:
     assert "frame_id" not in plain["policy_node"].parameters  # the params file's
     cell = {n.name: n for n in graph.build_graph("hardware", {
         "frame_id": "base", "gripper_joint": "right_gripper_l_finger_joint", "gripper_scale": "20",
-        "max_linear_speed": "0.2"})}
+        "max_linear_speed": "0.2", "action_speed": "0.2"})}
     params = cell["policy_node"].parameters
+    assert params["action_speed"] == 0.2
     assert params["frame_id"] == "base" and params["gripper_scale"] == 20.0
     assert params["gripper_joint"] == "right_gripper_l_finger_joint" and params["max_linear_speed"] == 0.2
     sim = {n.name: n for n in graph.build_graph("sim", {"seed": "5", "max_episode_steps": "300"})}
