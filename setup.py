@@ -41,6 +41,7 @@ setup(
             "policy_node = dmil_ros.ros.policy_node:main",
             "demo_recorder = dmil_ros.ros.demo_recorder:main",
             "scripted_teleop = dmil_ros.ros.scripted_teleop:main",
+            "robot_standin = dmil_ros.ros.robot_standin:main",
         ],
     },
 )

@@ -272,6 +272,30 @@ def test_workspace_is_configurable(ros: InProcessGraph, checkpoint: Path, tmp_pa
     ros.probe.wait_until(lambda: ros.said(reason), 5, "the reason")
 
 
+def test_action_speed_is_the_speed_of_an_action_of_one(ros: InProcessGraph, checkpoint: Path,
+                                                       tmp_path: Path) -> None:
+    """On a robot slower than Meta-World (config/hardware.yaml: 0.25 m/s), the policy's action is scaled
+    to it, not clamped: the twist is the action x action_speed."""
+    from dmil_ros.ros.observation import ObservationBuilder, robot_state_from_msgs
+
+    node = start_policy(ros, checkpoint, tmp_path, action_speed=0.25, max_linear_speed=10.0)
+    mapping = ObservationMapping(TASK, "gripper_opening", 1.0, 10, action_speed=0.25)
+    obs = ObservationBuilder(mapping).observe(robot_state_from_msgs(
+        mapping, *state_to_msgs(fake_state(0), stamp(0), "world", "gripper_opening")))
+    action = np.clip(node._actor.act(obs)[0], -1.0, 1.0)
+
+    def answered() -> list[Any]:
+        return [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(0))]
+
+    deadline = time.monotonic() + 5
+    while not answered() and time.monotonic() < deadline:
+        publish_state(ros.probe, 0)
+        with contextlib.suppress(TimeoutError):
+            ros.probe.wait_until(answered, 0.5, "a command for the state")
+    lin = answered()[0].twist.linear
+    np.testing.assert_allclose([lin.x, lin.y, lin.z], action[:3] * 0.25, atol=1e-6)
+
+
 def test_disabled_policy_is_silent(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
     start_policy(ros, checkpoint, tmp_path, enabled=False)
     for k in range(3):
@@ -754,7 +778,7 @@ def test_shipped_configs_pass_the_params_check() -> None:
     from dmil_ros.ros.graph import config_file
     from dmil_ros.ros.params_file import check_params_file
 
-    for kind in ("sim", "hardware"):
+    for kind in ("sim", "hardware", "standin"):
         for node in itf.NODE_PARAMS:
             assert check_params_file(str(config_file(kind)), node) == [], (kind, node)
 

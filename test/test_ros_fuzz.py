@@ -1,10 +1,11 @@
 """No message content can crash a node: every subscription callback of every node, fuzzed.
 
 Property-based (hypothesis): each node (policy_node, scripted_teleop, sim_bridge for both env families,
-demo_recorder while recording) is built in-process, never spun, and its subscription callbacks are
-called directly, in random order, with messages generated over every field of every subscribed type
-(strings and JSON, huge / negative / non-finite numbers, wrong lengths, names the node knows and
-names it does not), mixed with plausible state so the deep paths (observation, policy, env step) run.
+demo_recorder while recording, robot_standin) is built in-process, never spun, and its subscription
+callbacks are called directly, in random order, with messages generated over every field of every
+subscribed type (strings and JSON, huge / negative / non-finite numbers, wrong lengths, names the node
+knows and names it does not), mixed with plausible state so the deep paths (observation, policy, env
+step, Servo and the stand-in's physics) run.
 
 The raw callbacks (under the guard every subscription has) must not raise; whatever the policy
 publishes must be finite and within its speed limit. A separate test checks the guard itself over
@@ -250,20 +251,29 @@ def test_policy_node_survives_any_message(env: str, context: Context, checkpoint
         node.destroy_node()
 
 
-@pytest.mark.parametrize("env", ["metaworld", "kitchen"])
-def test_scripted_teleop_survives_any_message(env: str, context: Context) -> None:
+@pytest.mark.parametrize(("env", "trigger"), [("metaworld", "state"), ("kitchen", "state"),
+                                              ("metaworld", "timer")])
+def test_scripted_teleop_survives_any_message(env: str, trigger: str, context: Context) -> None:
+    """timer: the operator against a robot, acting from its timer on the latest parts (called after
+    every message here): its commands stay finite and within max_linear_speed."""
     from dmil_ros.ros.scripted_teleop import ScriptedTeleop
 
     task = "reach-v3" if env == "metaworld" else "microwave"
-    node = build(ScriptedTeleop, context, env=env, task=task, enabled=True)
+    node = build(ScriptedTeleop, context, env=env, task=task, enabled=True, trigger=trigger,
+                 max_linear_speed=0.25)
     subs = raw_callbacks(node)
+    commands = capture(node._pub_twist)
+    tick = node._tick if trigger == "timer" else None
     try:
         @FUZZ
         @given(sequence=events(subs, METAWORLD if env == "metaworld" else KITCHEN))
         def run(sequence: list[tuple[str, Any]]) -> None:
-            feed(subs, sequence)
+            feed(subs, sequence, tick)
+            assert all(finite_command(m, 0.25) for m in commands)
 
         run()
+        if trigger == "timer":
+            assert commands, "the operator never acted on the plausible states"
     finally:
         node.close()
         node.destroy_node()
@@ -286,6 +296,60 @@ def test_sim_bridge_survives_any_command(env: str, context: Context) -> None:
         def run(sequence: list[tuple[str, Any]]) -> None:
             feed(subs, sequence)
             assert np.isfinite(node._env.robot_state().ee_position).all()
+
+        run()
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+@st.composite
+def cell_commands(draw: Any) -> list[tuple[str, Any, bool]]:
+    """(topic, message, fresh) for the stand-in's inputs: any twist or gripper effort, or a plausible
+    one; `fresh` twists are stamped with the clock when fed, so Servo moves the arm on them."""
+    out = []
+    for _ in range(draw(st.integers(1, 8))):
+        if draw(st.booleans()):
+            if draw(st.booleans()):
+                frame = draw(st.sampled_from(["base", "world", "hand", "panda_link0", ""]))
+                msg = METAWORLD.action_to_command(np.array(draw(st.lists(st.floats(-1.0, 1.0), min_size=4,
+                                                                         max_size=4))), STAMPS[0], frame)[0]
+            else:
+                msg = draw(message(itf.SERVO_TWIST.msg_type))
+                frame = draw(st.sampled_from(["base", "world", "hand", None]))  # mostly a frame Servo knows
+                msg.header.frame_id = msg.header.frame_id if frame is None else frame
+            out.append((itf.SERVO_TWIST.name, msg, draw(st.booleans())))
+        else:
+            msg = draw(st.one_of(message(itf.GRIPPER_COMMAND.msg_type),
+                                 st.floats(-1.0, 1.0).map(lambda e: itf.GRIPPER_COMMAND.msg_type(data=e))))
+            out.append((itf.GRIPPER_COMMAND.name, msg, False))
+    return out
+
+
+def test_robot_standin_survives_any_command(context: Context) -> None:
+    """The stand-in's Servo and gripper take any message: the arm stays finite, inside its joint limits
+    and velocity limits, and the physics never diverges."""
+    from dmil_ros.envs.standin.arm import JOINT_LOWER, JOINT_UPPER, VELOCITY_LIMITS
+    from dmil_ros.ros.robot_standin import RobotStandin
+
+    node = build(RobotStandin, context, task="reach-v3", driver_rate=100.0)
+    subs = raw_callbacks(node)
+    assert set(subs) == {itf.SERVO_TWIST.name, itf.GRIPPER_COMMAND.name}
+    cell = node._cell
+    try:
+        @FUZZ
+        @given(sequence=cell_commands())
+        def run(sequence: list[tuple[str, Any, bool]]) -> None:
+            for topic, msg, fresh in sequence:
+                if fresh:
+                    msg.header.stamp = node.get_clock().now().to_msg()
+                feed({topic: subs[topic]}, [(topic, msg)], tick=node._tick)
+                time.sleep(0.01)  # some physics and Servo cycles on it
+                node._tick()
+                q = cell.scene.arm_state().q
+                assert not cell.scene.unstable and np.isfinite(q).all(), cell.report()
+                assert np.all(q >= JOINT_LOWER - 0.05) and np.all(q <= JOINT_UPPER + 0.05), q
+                assert np.all(np.abs(cell.scene._qd_ref) <= VELOCITY_LIMITS * (1 + 1e-9)), cell.scene._qd_ref
 
         run()
     finally:

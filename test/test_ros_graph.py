@@ -127,6 +127,19 @@ def test_hardware_launch_remaps_twist_to_servo(monkeypatch: pytest.MonkeyPatch) 
     assert by_name["policy_node"]["parameters"][0].endswith("hardware.yaml")
 
 
+def test_standin_launch_file_builds_the_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = _run_launch_file("standin.launch.py", {"task": "drawer-open-v3", "latency": "0.1"}, monkeypatch)
+    by_name = {n.kwargs["name"]: n.kwargs for n in nodes}
+    assert set(by_name) == {"robot_standin", "scripted_teleop"}
+    assert all(kw["executable"] == name and "on_exit" in kw for name, kw in by_name.items())
+    params = by_name["robot_standin"]["parameters"]
+    assert params[0].endswith("standin.yaml")
+    assert params[1]["task"] == "drawer-open-v3" and params[1]["latency"] == 0.1
+    assert dict(by_name["scripted_teleop"]["remappings"]) == {
+        itf.TELEOP_TWIST.name: "/" + itf.SERVO_TWIST.name,
+        itf.TELEOP_GRIPPER.name: "/" + itf.GRIPPER_COMMAND.name}
+
+
 def test_launch_arguments_declare_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     for mod_name, mod in _fake_launch_modules().items():
         monkeypatch.setitem(sys.modules, mod_name, mod)

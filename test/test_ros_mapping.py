@@ -113,7 +113,7 @@ def test_refusals_name_the_problem() -> None:
         robot_state_from_msgs(mapping, js, ee, objs, goal)
 
 
-def _write_demo(path: Path, msgs, actions, shuffle_parts: bool = False) -> Path:
+def _write_demo(path: Path, msgs, actions, shuffle_parts: bool = False, action_speed: float = 0.8) -> Path:
     writer = DemoWriter(path, {"task": "reach-v3"})
     rng = np.random.default_rng(0)
     t = 1_000_000_000
@@ -124,7 +124,7 @@ def _write_demo(path: Path, msgs, actions, shuffle_parts: bool = False) -> Path:
         for spec, msg in parts:
             t += 1000
             writer.write("/" + spec.name, msg, t)
-        twist, gripper = action_to_command(action, js.header.stamp, "world")
+        twist, gripper = action_to_command(action, js.header.stamp, "world", action_speed=action_speed)
         writer.write("/" + itf.TELEOP_GRIPPER.name, gripper, t + 500)
         writer.write("/" + itf.TELEOP_TWIST.name, twist, t + 600)
         t += 10_000
@@ -144,6 +144,21 @@ def test_mcap_demo_round_trip(tmp_path: Path, shuffle: bool) -> None:
         topics = {c.topic for _, c, _, _ in make_reader(f, decoder_factories=[DecoderFactory()])
                   .iter_decoded_messages()}
     assert "/teleop/twist_cmd" in topics and "/joint_states" in topics
+
+
+def test_action_speed_maps_actions_to_the_robots_speed_both_ways(tmp_path: Path) -> None:
+    """A robot slower than Meta-World (action_speed 0.25 m/s instead of 0.8): the policy's action 1.0 is
+    0.25 m/s, and an operator's demo recorded at that speed comes back in the action scale the policy
+    was trained on (with Meta-World's 0.8 it would come back 3.2x smaller)."""
+    twist, _ = action_to_command(np.array([1.0, -0.5, 0.0, 0.0]), Time(sec=1), "base", action_speed=0.25)
+    assert (twist.twist.linear.x, twist.twist.linear.y) == pytest.approx((0.25, -0.125))
+    _, actions, msgs = _rollout("reach-v3", 20)
+    path = _write_demo(new_demo_path(tmp_path, "reach-v3"), msgs, actions, action_speed=0.25)
+    robot = demo_from_mcap(path, ObservationMapping("reach-v3", GRIPPER, 1.0, 10, action_speed=0.25))
+    np.testing.assert_allclose(robot.actions, np.clip(actions, -1, 1), atol=1e-5)
+    sim_scale = demo_from_mcap(path, ObservationMapping("reach-v3", GRIPPER, 1.0, 10))
+    np.testing.assert_allclose(sim_scale.actions[:, :3], np.clip(actions[:, :3], -1, 1) * 0.25 / 0.8,
+                               atol=1e-5)
 
 
 def test_msgdef_includes_nested_definitions() -> None:

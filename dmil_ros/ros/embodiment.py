@@ -104,9 +104,11 @@ class MetaWorldEmbodiment:
     workspace = Workspace((-2.0, -1.5, -1.5), (2.0, 2.5, 2.5), max_joint_position=10.0)
 
     def mapping(self, task: str, gripper_joint: str = "gripper_opening", gripper_scale: float = 1.0,
-                expected_joint_count: int = 0) -> mwobs.ObservationMapping:
+                expected_joint_count: int = 0,
+                action_speed: float = mwobs.ACTION_SPEED) -> mwobs.ObservationMapping:
         """ConfigError for a task that is not a Meta-World v3 task (its object layout is unknown)."""
-        mapping = mwobs.ObservationMapping(task, gripper_joint, gripper_scale, expected_joint_count)
+        mapping = mwobs.ObservationMapping(task, gripper_joint, gripper_scale, expected_joint_count,
+                                           action_speed)
         try:
             mapping.num_objects  # noqa: B018 (the lookup is the check)
         except ValueError as e:
@@ -120,14 +122,17 @@ class MetaWorldEmbodiment:
                               goal: Any) -> RobotState:
         return mwobs.robot_state_from_msgs(mapping, joints, ee, objects, goal)
 
-    def state_to_msgs(self, state: RobotState, stamp: Time, frame_id: str, gripper_joint: str) -> tuple:
-        return mwobs.state_to_msgs(state, stamp, frame_id, gripper_joint)
+    def state_to_msgs(self, state: RobotState, stamp: Time, frame_id: str, gripper_joint: str,
+                      gripper_scale: float = 1.0) -> tuple:
+        return mwobs.state_to_msgs(state, stamp, frame_id, gripper_joint, gripper_scale)
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
-                          max_linear_speed: float = math.inf,
-                          max_angular_speed: float = math.inf) -> tuple[Any, Any]:
-        """(command, gripper command or None), the gripper to be sent first."""
-        return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed, max_angular_speed)
+                          max_linear_speed: float = math.inf, max_angular_speed: float = math.inf,
+                          action_speed: float = mwobs.ACTION_SPEED) -> tuple[Any, Any]:
+        """(command, gripper command or None), the gripper to be sent first; an action of 1.0 is
+        `action_speed` m/s along its axis (the mapping's)."""
+        return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed, max_angular_speed,
+                                       action_speed=action_speed)
 
     def zero_command(self, stamp: Time, frame_id: str) -> Any:
         return mwobs.zero_twist(stamp, frame_id)
@@ -294,10 +299,10 @@ class KitchenEmbodiment:
         return js, ee, objs, goal
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
-                          max_linear_speed: float = math.inf,
-                          max_angular_speed: float = math.inf) -> tuple[JointState, None]:
-        """(JointState joint velocities, no separate gripper command); the ee speed limits do not apply
-        (each joint's velocity is clipped to the env's +-2)."""
+                          max_linear_speed: float = math.inf, max_angular_speed: float = math.inf,
+                          action_speed: float = 0.0) -> tuple[JointState, None]:
+        """(JointState joint velocities, no separate gripper command); the ee speed limits and
+        action_speed do not apply (each joint's velocity is clipped to the env's +-2)."""
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
         return self._command(stamp, frame_id, a * KITCHEN_VELOCITY_SCALE), None
 

@@ -8,6 +8,9 @@ hardware: policy_node + demo_recorder; the policy's twist goes to `twist_topic` 
           /servo_node/delta_twist_cmds; env=kitchen: its joint-velocity JointState goes to
           `joint_velocity_topic`), the state comes from the robot's topics, the recorder records the
           operator's device topics.
+standin:  the robot cell the hardware graph drives, simulated: robot_standin (MoveIt Servo, driver,
+          perception, gripper on a Meta-World scene) + scripted_teleop as the operator (teleop=on),
+          whose commands go where a device's would: to the cell's Servo and gripper topics.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import dmil_ros
 from dmil_ros.ros import interfaces as itf
 
 PACKAGE = "dmil_ros"
-KINDS = ("sim", "hardware")
+KINDS = ("sim", "hardware", "standin")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ def node_exit(name: str, returncode: int) -> NodeExit:
                     returncode if returncode > 0 else 1)
 
 
+# policy_node parameters a robot cell sets for itself (hardware launch arguments; empty: config/hardware.yaml)
+_ROBOT_PARAMS = ("frame_id", "gripper_joint", "gripper_scale", "max_linear_speed", "action_speed")
+
 _COMMON_ARGS = (
     LaunchArg("env", "metaworld", "environment family the policy was trained in (kitchen: Franka Kitchen, "
               "joint-velocity commands)", itf.ENV_FAMILIES),
@@ -88,6 +94,9 @@ LAUNCH_ARGS: dict[str, tuple[LaunchArg, ...]] = {
         LaunchArg("lock_step", "true", "one physics step per command (reproducible)", ("true", "false")),
         LaunchArg("teleop", "on", "run the scripted expert as operator (enable it: dmil/teleop/enable)",
                   ("on", "off")),
+        LaunchArg("seed", "", "episode i is reset with seed + i (empty: the params file's)"),
+        LaunchArg("max_episode_steps", "", "episode horizon in steps (empty: the params file's; the DMIL "
+                  "evaluation protocol uses 300)"),
     ),
     "hardware": (
         *_COMMON_ARGS,
@@ -105,6 +114,20 @@ LAUNCH_ARGS: dict[str, tuple[LaunchArg, ...]] = {
                   "env:=kitchen: where the policy's joint-velocity JointState goes"),
         LaunchArg("teleop_joint_velocity_topic", "/" + itf.TELEOP_JOINT_VELOCITY.name,
                   "env:=kitchen: operator joint-velocity JointState (recorded)"),
+        *(LaunchArg(name, "", f"policy_node's {name} (empty: the params file's)")
+          for name in _ROBOT_PARAMS),
+    ),
+    "standin": (
+        LaunchArg("task", "", f"Meta-World task of the scene (empty: {itf.DEFAULT_TASKS['metaworld']})"),
+        LaunchArg("seed", "0", "episode i of the scene uses seed + i (as the sim graph)"),
+        LaunchArg("latency", "0.05", "perception latency [s]"),
+        LaunchArg("position_noise", "0.002", "perception noise, standard deviation per axis [m]"),
+        LaunchArg("camera_rate", "30.0", "perception rate [Hz]"),
+        LaunchArg("driver_rate", "500.0", "joint_states / ee_pose rate [Hz]"),
+        LaunchArg("twist_topic", "/" + itf.SERVO_TWIST.name, "the cell's Servo input (TwistStamped)"),
+        LaunchArg("gripper_topic", "/" + itf.GRIPPER_COMMAND.name, "the cell's gripper input (Float64)"),
+        LaunchArg("teleop", "on", "run the scripted expert as operator (enable it: dmil/teleop/enable)",
+                  ("on", "off")),
     ),
 }
 
@@ -146,7 +169,7 @@ def _values(kind: str, given: Mapping[str, str]) -> dict[str, str]:
     for name, value in values.items():
         if known[name].choices and value not in known[name].choices:
             raise itf.ConfigError(f"{name}:={value} is not one of {', '.join(known[name].choices)}")
-    values["task"] = values["task"] or itf.DEFAULT_TASKS[values["env"]]
+    values["task"] = values["task"] or itf.DEFAULT_TASKS[values.get("env", "metaworld")]
     return values
 
 
@@ -163,6 +186,8 @@ def build_graph(kind: str, given: Mapping[str, str] | None = None) -> list[NodeS
     """The nodes of graph `kind` for the launch arguments `given` (strings, as from a launch file)."""
     values = _values(kind, given or {})
     cfg = config_file(kind)
+    if kind == "standin":
+        return _standin_nodes(values, cfg)
     common = {"env": "env", "task": "task"}
     policy = NodeSpec("policy_node", "policy_node", cfg, _params("policy_node", values, {
         **common, "checkpoint": "checkpoint", "rate": "rate", "demo_dir": "demo_dir",
@@ -172,7 +197,8 @@ def build_graph(kind: str, given: Mapping[str, str] | None = None) -> list[NodeS
     if kind == "sim":
         nodes = [
             NodeSpec("sim_bridge", "sim_bridge", cfg, _params("sim_bridge", values, {
-                **common, "rate": "rate", "lock_step": "lock_step"})),
+                **common, "rate": "rate", "lock_step": "lock_step",
+                **{p: p for p in ("seed", "max_episode_steps") if values[p]}})),
             policy,
             recorder,
         ]
@@ -192,10 +218,25 @@ def build_graph(kind: str, given: Mapping[str, str] | None = None) -> list[NodeS
     recorder_remaps = _remaps({**state, itf.TELEOP_TWIST.name: values["teleop_twist_topic"],
                                itf.TELEOP_GRIPPER.name: values["teleop_gripper_topic"],
                                itf.TELEOP_JOINT_VELOCITY.name: values["teleop_joint_velocity_topic"]})
+    robot = _params("policy_node", values, {p: p for p in _ROBOT_PARAMS if values[p]})
     return [
-        NodeSpec(policy.executable, policy.name, cfg, policy.parameters, policy_remaps),
+        NodeSpec(policy.executable, policy.name, cfg, {**policy.parameters, **robot}, policy_remaps),
         NodeSpec(recorder.executable, recorder.name, cfg, recorder.parameters, recorder_remaps),
     ]
+
+
+def _standin_nodes(values: Mapping[str, str], cfg: Path) -> list[NodeSpec]:
+    """robot_standin (+ the scripted operator, commanding the cell's Servo and gripper topics)."""
+    standin = NodeSpec("robot_standin", "robot_standin", cfg, _params("robot_standin", values, {
+        name: name for name in ("task", "seed", "latency", "position_noise", "camera_rate", "driver_rate")}),
+        _remaps({itf.SERVO_TWIST.name: values["twist_topic"],
+                 itf.GRIPPER_COMMAND.name: values["gripper_topic"]}))
+    if values["teleop"] != "on":
+        return [standin]
+    operator = NodeSpec("scripted_teleop", "scripted_teleop", cfg, _params("scripted_teleop", values, {
+        "task": "task"}), _remaps({itf.TELEOP_TWIST.name: values["twist_topic"],
+                                   itf.TELEOP_GRIPPER.name: values["gripper_topic"]}))
+    return [standin, operator]
 
 
 def ros_args(spec: NodeSpec, overrides_file: Path) -> list[str]:

@@ -32,6 +32,14 @@ Services (all std_srvs)
   dmil/adapt            Trigger  demo_recorder: user-facing adaptation (forwards to dmil/policy/adapt)
   dmil/teleop/enable    SetBool  scripted_teleop: operate (true) or not
 
+Robot stand-in (robot_standin; `dmil bringup standin`): plays a real cell for the hardware graph
+  servo_node/delta_twist_cmds  TwistStamped  cmd    policy | operator -> robot_standin's MoveIt Servo
+  gripper/command              Float64       cmd    policy | operator -> robot_standin's gripper driver
+  standin/episode              String(JSON)  latch  robot_standin: task, episode, seed, success
+  standin/reset         Trigger  new scene (seed = seed parameter + episode index), arm homed
+  standin/report        Trigger  JSON of the episode: success, Servo counters, commands that moved the arm
+  standin/state_dropout SetBool  stop (true) / resume (false) publishing the state: a driver/camera outage
+
 Command per env family (`env` parameter, dmil_ros/ros/embodiment.py): metaworld drives the end
 effector (twist + gripper); kitchen (Franka Kitchen) drives the 9 robot joints with a JointState whose
 `name` lists the joints and `velocity` holds rad/s (m/s for the fingers) = 2 x the env action.
@@ -213,6 +221,18 @@ RECORD_STOP = ServiceSpec("dmil/record/stop", Trigger, "stop and finalize the de
 ADAPT = ServiceSpec("dmil/adapt", Trigger, "adapt the policy to the recorded demos of the current task")
 TELEOP_ENABLE = ServiceSpec("dmil/teleop/enable", SetBool, "let the scripted operator drive")
 
+# --- robot stand-in: the cell's side of the hardware graph (dmil_ros/ros/robot_standin.py) ----------
+SERVO_TWIST = TopicSpec("servo_node/delta_twist_cmds", TwistStamped, COMMAND_QOS,
+                        "MoveIt Servo's twist input (command_in_type speed_units: m/s, rad/s)")
+GRIPPER_COMMAND = TopicSpec("gripper/command", Float64, COMMAND_QOS,
+                            "gripper driver input: effort in [-1, 1], +1 closes")
+STANDIN_EPISODE = TopicSpec("standin/episode", String, LATCHED_QOS,
+                            "JSON: task, episode, seed, success of the stand-in's scene")
+STANDIN_RESET = ServiceSpec("standin/reset", Trigger, "new scene: seed parameter + episode index")
+STANDIN_REPORT = ServiceSpec("standin/report", Trigger, "JSON report of the current episode")
+STANDIN_DROPOUT = ServiceSpec("standin/state_dropout", SetBool,
+                              "stop (true) or resume (false) publishing the robot state")
+
 # --- Parameters -----------------------------------------------------------------------------------
 
 
@@ -287,6 +307,12 @@ OBSERVATION_PARAMS = (
               range=(0, 1000)),
     ParamSpec("state_reliability", "reliable", "QoS reliability of the state subscriptions",
               choices=("reliable", "best_effort")),
+    ParamSpec("action_speed", 0.8, "metaworld: hand speed [m/s] per axis of an action of 1.0, both ways "
+              "(policy action -> twist, recorded operator twist -> demo action). Meta-World's is 0.8 (1 cm "
+              "per 12.5 ms step); a robot slower than that sets its speed (config/hardware.yaml: 0.25 = "
+              "max_linear_speed): the policy then runs Meta-World's motions slowed down, and demos recorded "
+              "at the robot's speed come out in the action scale the policy was trained on",
+              range=(0.001, 10.0)),
 )
 
 SIM_BRIDGE_PARAMS = (
@@ -372,9 +398,25 @@ RECORDER_PARAMS = (
               range=(1.0, 3600.0), dynamic=True),
 )
 
+# How the operator paces itself against a robot whose topics are stamped independently (hardware).
+_TELEOP_PACING_PARAMS = (
+    ParamSpec("trigger", "state", "state: act on each new complete state (sim: all parts share one stamp); "
+              "timer: act at `rate` on the latest parts (robot topics stamped independently)",
+              choices=("state", "timer")),
+    ParamSpec("rate", 80.0, "timer mode: operator command rate [Hz]", range=(1.0, 2000.0)),
+    ParamSpec("state_timeout", 0.25, "timer mode: no command while a state part is older than this [s]",
+              range=(0.001, 10.0)),
+    ParamSpec("max_linear_speed", 10.0, "limit of the commanded linear velocity [m/s] (as the policy's "
+              "max_linear_speed; the sim's 0.8 per axis is below the default)", range=(0.0, 10.0)),
+    ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads: a scripted operator on a "
+              "loaded machine must keep its pace against a real-time robot (0: normal scheduler)",
+              range=(0, 99)),
+)
+
 TELEOP_PARAMS = (
     *COMMON_PARAMS,
     *OBSERVATION_PARAMS,
+    *_TELEOP_PACING_PARAMS,
     ParamSpec("enabled", True, "operate from the start (otherwise call dmil/teleop/enable)"),
     ParamSpec("frame_id", "world", "frame of the published twist", dynamic=True),
     ParamSpec("command_subscribers", 2,
@@ -385,11 +427,55 @@ TELEOP_PARAMS = (
               dynamic=True),
 )
 
+# The stand-in's Servo parameters carry MoveIt Servo's names (`scale.linear` is scale_linear here).
+STANDIN_PARAMS = (
+    ParamSpec("task", "reach-v3", "Meta-World v3 task whose scene the stand-in runs"),
+    ParamSpec("seed", 0, "episode i of the scene is reset with seed + i (as sim_bridge)",
+              range=(0, 2**31 - 1)),
+    ParamSpec("driver_rate", 500.0, "joint_states and ee_pose rate of the robot driver [Hz]",
+              range=(1.0, 2000.0)),
+    ParamSpec("camera_rate", 30.0, "perception: object_poses frames per second", range=(0.1, 1000.0)),
+    ParamSpec("latency", 0.05, "perception: capture -> delivery of a frame [s] (frames are stamped with "
+              "their capture time)", range=(0.0, 5.0)),
+    ParamSpec("position_noise", 0.002, "perception: standard deviation of object positions, per axis [m]",
+              range=(0.0, 1.0)),
+    ParamSpec("orientation_noise", 0.0, "perception: standard deviation of object orientations, per axis "
+              "[rad]", range=(0.0, 3.2)),
+    ParamSpec("goal_rate", 10.0, "operator side: goal republished at this rate [Hz]", range=(0.1, 1000.0)),
+    ParamSpec("frame_id", "base", "frame of the published poses (the Sawyer's base frame)"),
+    ParamSpec("gripper_joint", "right_gripper_l_finger_joint",
+              "joint_states name of the finger joint (travel from the centre line [m]; opening = 20 x it)"),
+    ParamSpec("command_in_type", "speed_units", "Servo: speed_units (m/s, rad/s) or unitless ([-1, 1] x "
+              "scale_linear / scale_rotational)", choices=("speed_units", "unitless")),
+    ParamSpec("scale_linear", 0.4, "Servo scale.linear: m/s at a unitless 1.0", range=(0.0, 10.0)),
+    ParamSpec("scale_rotational", 0.8, "Servo scale.rotational: rad/s at a unitless 1.0", range=(0.0, 10.0)),
+    ParamSpec("publish_period", 0.01, "Servo cycle [s]", range=(0.001, 1.0)),
+    ParamSpec("incoming_command_timeout", 0.1, "Servo: a twist older than this (by its header stamp) is "
+              "not used; the arm halts [s]", range=(0.001, 10.0)),
+    ParamSpec("lower_singularity_threshold", 17.0, "Servo: decelerate above this Jacobian condition number",
+              range=(1.0, 1e6)),
+    ParamSpec("hard_stop_singularity_threshold", 30.0, "Servo: halt above this condition number",
+              range=(1.0, 1e6)),
+    ParamSpec("leaving_singularity_threshold_multiplier", 2.0, "Servo: thresholds x this when moving away "
+              "from a singularity", range=(1.0, 100.0)),
+    ParamSpec("joint_limit_margin", 0.1, "Servo: halt when a joint would come this close to a limit [rad]",
+              range=(0.0, 1.0)),
+    ParamSpec("halt_all_joints_in_cartesian_mode", True, "Servo: a joint at its limit halts every joint"),
+    ParamSpec("posture_gain", 2.0, "null-space pull of the 7-joint arm towards its reset posture [1/s] "
+              "(0: plain pseudo-inverse, the elbow drifts)", range=(0.0, 100.0)),
+    ParamSpec("tracking_bandwidth", 100.0, "arm joint controller bandwidth [rad/s]", range=(1.0, 150.0)),
+    ParamSpec("effort_scale", 10.0, "joint effort limits = this x the Sawyer's (Meta-World's scenes need "
+              "more than a Sawyer's strength)", range=(0.01, 1000.0)),
+    ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads, as a robot driver runs "
+              "(config/standin.yaml: 50, as ros2_control); 0: normal scheduler", range=(0, 99)),
+)
+
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "sim_bridge": SIM_BRIDGE_PARAMS,
     "policy_node": POLICY_PARAMS,
     "demo_recorder": RECORDER_PARAMS,
     "scripted_teleop": TELEOP_PARAMS,
+    "robot_standin": STANDIN_PARAMS,
 }
 
 

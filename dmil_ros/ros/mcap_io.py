@@ -410,7 +410,7 @@ def demo_from_messages(
             observations.append(builder.observe(state))
         except StateError as e:
             raise DemoFileError(f"{name}: command {i}: {e}") from e
-        actions.append(command_to_action(twist, gripper))
+        actions.append(command_to_action(twist, gripper, mapping.action_speed))
     if not observations:
         raise DemoFileError(f"{name}: no operator command came with a complete state")
     return Demo(np.stack(observations).astype(np.float32), np.stack(actions).astype(np.float32),

@@ -40,6 +40,7 @@ class ObservationMapping:
     gripper_joint: str = "gripper_opening"
     gripper_scale: float = 1.0
     expected_joint_count: int = 0  # 0: any number of joints
+    action_speed: float = mw.ACTION_SCALE / mw.CONTROL_DT  # m/s per axis of an action of 1.0 (ACTION_SPEED)
 
     @property
     def num_objects(self) -> int:
@@ -48,6 +49,7 @@ class ObservationMapping:
 
 OBS_DIM = mw.OBS_DIM
 ACTION_DIM = mw.ACTION_DIM
+ACTION_SPEED = mw.ACTION_SCALE / mw.CONTROL_DT  # m/s per axis of a Meta-World action of 1.0 (0.8)
 
 
 def _finite(values: Sequence[float]) -> bool:
@@ -113,13 +115,15 @@ def robot_state_from_msgs(
 
 
 def state_to_msgs(
-    state: RobotState, stamp: Time, frame_id: str, gripper_joint: str
+    state: RobotState, stamp: Time, frame_id: str, gripper_joint: str, gripper_scale: float = 1.0
 ) -> tuple[JointState, PoseStamped, PoseArray, PointStamped]:
-    """What the sim bridge publishes for one step; all four share `stamp` so receivers can pair them."""
+    """What the sim bridge publishes for one step; all four share `stamp` so receivers can pair them.
+    The gripper joint's position is opening / `gripper_scale` (the inverse of robot_state_from_msgs's
+    mapping: the robot stand-in reports finger travel in metres with gripper_scale 20)."""
     js = JointState()
     js.header.stamp = stamp
     js.name = [*state.joint_names, gripper_joint]
-    js.position = [float(v) for v in state.joint_positions] + [float(state.gripper_opening)]
+    js.position = [float(v) for v in state.joint_positions] + [float(state.gripper_opening) / gripper_scale]
     ee = PoseStamped()
     ee.header.stamp, ee.header.frame_id = stamp, frame_id
     ee.pose = _pose(state.ee_position, state.ee_orientation)
@@ -171,11 +175,13 @@ def clamp_norm(vector: np.ndarray, limit: float) -> np.ndarray:
 def action_to_command(
     action: np.ndarray, stamp: Time, frame_id: str, max_linear_speed: float = math.inf,
     max_angular_speed: float = math.inf, angular: np.ndarray | None = None,
+    action_speed: float = ACTION_SPEED,
 ) -> tuple[TwistStamped, Float64]:
-    """Env action -> (ee twist in m/s, gripper effort); the linear velocity's norm clamped to
-    `max_linear_speed`, the angular one's (zero for Meta-World, whose hand does not turn) to
-    `max_angular_speed`."""
-    velocity, gripper = mw.ee_velocity_from_action(np.asarray(action, dtype=np.float64))
+    """Env action -> (ee twist in m/s, gripper effort): an action of 1.0 is `action_speed` m/s along
+    its axis; the linear velocity's norm clamped to `max_linear_speed`, the angular one's (zero for
+    Meta-World, whose hand does not turn) to `max_angular_speed`."""
+    velocity, gripper = mw.ee_velocity_from_action(np.asarray(action, dtype=np.float64),
+                                                   control_dt=mw.ACTION_SCALE / action_speed)
     velocity = clamp_norm(velocity, max_linear_speed)
     rotation = np.zeros(3) if angular is None else np.asarray(angular, np.float64)
     rotation = clamp_norm(rotation, max_angular_speed)
@@ -192,10 +198,12 @@ def zero_twist(stamp: Time, frame_id: str) -> TwistStamped:
     return twist
 
 
-def command_to_action(twist: TwistStamped, gripper: float) -> np.ndarray:
+def command_to_action(twist: TwistStamped, gripper: float,
+                      action_speed: float = ACTION_SPEED) -> np.ndarray:
     """Operator command -> env action (the inverse of action_to_command, saturating at [-1, 1])."""
     lin = twist.twist.linear
-    return mw.action_from_ee_velocity(np.array([lin.x, lin.y, lin.z]), float(gripper))
+    return mw.action_from_ee_velocity(np.array([lin.x, lin.y, lin.z]), float(gripper),
+                                      control_dt=mw.ACTION_SCALE / action_speed)
 
 
 def stamp_ns(stamp: Time) -> int:

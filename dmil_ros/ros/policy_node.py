@@ -246,7 +246,7 @@ class PolicyNode(Node):
 
     def _make_mapping(self, task: str) -> ObservationMapping:
         return self._emb.mapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
-                                 self.p["expected_joint_count"])
+                                 self.p["expected_joint_count"], action_speed=self.p["action_speed"])
 
     # --- control ------------------------------------------------------------------------------
     def _on_part(self, role: str, msg: Any) -> None:
@@ -312,7 +312,8 @@ class PolicyNode(Node):
             self._refuse(str(e), stamp)
             return
         twist, gripper = self._emb.action_to_command(action, stamp, self.p["frame_id"],
-                                                     self.p["max_linear_speed"], self.p["max_angular_speed"])
+                                                     self.p["max_linear_speed"], self.p["max_angular_speed"],
+                                                     action_speed=self.p["action_speed"])
         self._send(gripper, twist)
         self._stale_since = None
         self._pub_skill.publish(Int32(data=int(skill)))

@@ -11,6 +11,10 @@ dmil/teleop/enable (SetBool) starts/stops it; it follows the latched `task` topi
 matching is not symmetric, so the recorder can list our publisher while our writer does not yet send to
 it, and the first commands of a demo were lost (the sim, matched earlier, stepped on them). A human
 device driver has no such wait; for it the recorder's "none yet" at record/start is the check.
+
+Against a robot (`trigger: timer`, the robot stand-in's graph) it acts at `rate` on the latest state
+parts, each fresher than state_timeout, stamps its commands with the clock and limits their speed to
+max_linear_speed, as the policy does on the robot.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from std_srvs.srv import SetBool
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.observation import ObservationMapping, StateError
+from dmil_ros.ros.realtime import set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
 
@@ -59,6 +64,12 @@ class ScriptedTeleop(Node):
                                                    itf.TELEOP_GRIPPER.qos)
                              if self._emb.twist_command_topics else None)  # (kitchen: in the joint command)
         self.create_service(SetBool, itf.TELEOP_ENABLE.name, self._on_enable)
+        if self.p["trigger"] == "timer":
+            self.create_timer(1.0 / self.p["rate"], self._tick)
+        if self.p["realtime_priority"] > 0:
+            problem = set_realtime_priority(self.p["realtime_priority"])
+            if problem:
+                self.get_logger().warning(f"realtime_priority not set: {problem}")
         state = "enabled" if self._enabled else "disabled (dmil/teleop/enable)"
         self.get_logger().info(f"scripted expert for {self._task} {state}")
 
@@ -68,11 +79,13 @@ class ScriptedTeleop(Node):
             self._expert.close()
         self._expert, self._task = expert, task
         self._mapping = self._emb.mapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
-                                          self.p["expected_joint_count"])
+                                          self.p["expected_joint_count"], action_speed=self.p["action_speed"])
         self._builder = self._emb.builder(self._mapping)
 
     def _on_part(self, role: str, msg: Any) -> None:
-        self._sync.update(role, msg, 0.0)
+        self._sync.update(role, msg, time.monotonic())
+        if self.p["trigger"] == "timer":
+            return  # (the timer acts on the latest parts)
         state = self._sync.exact()
         if state is None or not self._enabled or state.stamp_ns < self._episode_start:
             return  # (an older state is a leftover of the previous episode)
@@ -82,7 +95,19 @@ class ScriptedTeleop(Node):
         elif self._last_command is not None and time.monotonic() - self._last_sent >= itf.RESEND_PERIOD:
             self._send(*self._last_command)  # same state again (heartbeat): the sim lost our command
 
-    def _act(self, state: StateSet) -> None:
+    def _tick(self) -> None:
+        """Timer mode: act on the latest parts, each fresher than state_timeout (else stay silent: the
+        robot's Servo halts when commands stop)."""
+        if not self._enabled:
+            return
+        state = self._sync.latest(time.monotonic(), self.p["state_timeout"])
+        if state is None:
+            self._builder.reset()  # continuity is broken: the next good state starts a new sequence
+            return
+        self._act(state, self.get_clock().now().to_msg())
+
+    def _act(self, state: StateSet, stamp: Any = None) -> None:
+        """One operator command for `state`, stamped `stamp` (default: the state's stamp)."""
         assert self._mapping is not None and self._builder is not None and self._expert is not None
         try:
             robot = self._emb.robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects,
@@ -92,7 +117,10 @@ class ScriptedTeleop(Node):
             self._builder.reset()
             self.get_logger().warning(f"cannot operate: {e}", throttle_duration_sec=2.0)
             return
-        self._send(*self._emb.action_to_command(action, state.joints.header.stamp, self.p["frame_id"]))
+        stamp = stamp or state.joints.header.stamp
+        limit = self.p["max_linear_speed"]
+        self._send(*self._emb.action_to_command(action, stamp, self.p["frame_id"], limit,
+                                                action_speed=self.p["action_speed"]))
 
     def _send(self, twist: TwistStamped, gripper: Float64 | None) -> None:
         if gripper is not None and self._pub_gripper is not None:  # (kitchen: the joint command has them)
@@ -144,7 +172,7 @@ class ScriptedTeleop(Node):
             self._builder.reset()
             self._expert.reset()
             self._last_acted = None
-            state = self._sync.exact()
+            state = self._sync.exact() if self.p["trigger"] == "state" else None
             if state is not None and state.stamp_ns >= self._episode_start:
                 self._last_acted = state.stamp_ns
                 self._act(state)  # a waiting lock-step sim needs this first command
