@@ -43,6 +43,7 @@ import numpy as np
 
 from dmil_ros.data import collect as collect_mod
 from dmil_ros.data.collect import CollectConfig, CollectReport, collect_demos
+from dmil_ros.envs.registry import cached_env
 
 
 def _clocks() -> tuple[float, float]:
@@ -77,7 +78,7 @@ def replay(
     steps, step_cpu = 0, 0.0
     jobs = []
     for task in report.tasks:
-        env = collect_mod._env_for(config, task)
+        env = cached_env(config.env, task, config.max_episode_steps)
         jobs += [(env, seed, list(actions)) for t, seed, actions in _ATTEMPTS if t == task]
         warm_up(env.raw_env)
     cpu0, wall0 = _clocks()
@@ -109,7 +110,7 @@ def main() -> None:
     a = p.parse_args()
     collect_mod.run_episode = _noting_attempts(collect_mod.run_episode)
     for task in a.tasks:  # build (and cache) the envs outside the timed region
-        collect_mod._env_for(CollectConfig(max_episode_steps=a.horizon), task)
+        cached_env("metaworld", task, a.horizon)
     totals = dict(steps=0, c_cpu=0.0, c_wall=0.0, r_cpu=0.0, r_wall=0.0, step_cpu=0.0, x_cpu=0.0)
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +120,7 @@ def main() -> None:
                 cfg = CollectConfig(max_episode_steps=a.horizon, noise_std=a.noise, base_seed=1000 + r)
                 path = Path(tmp) / f"{task}-{r}.hdf5"
                 _ATTEMPTS.clear()
-                warm_up(collect_mod._env_for(cfg, task).raw_env)
+                warm_up(cached_env(cfg.env, task, cfg.max_episode_steps).raw_env)
                 cpu0, wall0 = _clocks()
                 report = collect_demos(path, [task], a.n, cfg, workers=1, progress=False)
                 cpu1, wall1 = _clocks()

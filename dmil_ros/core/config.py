@@ -15,6 +15,11 @@ AdaptOptimizer = Literal["sgd", "adam"]
 Backend = Literal["auto", "vmap", "routed"]
 
 
+class ConfigError(ValueError):
+    """A configuration (run config, command-line value, ROS parameter or launch argument) is invalid;
+    the message names the key."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     obs_dim: int

@@ -38,10 +38,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmil_ros.baselines.registry import method_names
 from dmil_ros.envs.registry import SUITES
 from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE
 from dmil_ros.evaluation.protocol import PROTOCOLS
+from dmil_ros.methods.registry import method_names
 from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
 if TYPE_CHECKING:

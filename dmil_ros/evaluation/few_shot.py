@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dmil_ros.baselines.base import Adaptation, Method
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.data.demos import to_core
 from dmil_ros.data.hdf5_dataset import RecordedDemo
 from dmil_ros.evaluation.rollout import AdaptJob, RolloutJob, RolloutRunner, rollout_jobs
 from dmil_ros.evaluation.seeds import draw_demo_indices, trial_seeds
-from dmil_ros.training.demos import to_core
+from dmil_ros.methods.base import Adaptation, Method
 
 
 @dataclass(frozen=True)

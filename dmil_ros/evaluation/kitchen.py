@@ -24,15 +24,15 @@ import numpy as np
 from tqdm import tqdm
 
 import dmil_ros
-from dmil_ros.baselines.base import Adaptation
-from dmil_ros.baselines.registry import method_class
+from dmil_ros.data.demos import to_core
 from dmil_ros.data.hdf5_dataset import RecordedDemo
 from dmil_ros.envs.kitchen_tasks import SUITE_PREFIX, UNSEEN, UnseenCombo
 from dmil_ros.evaluation.policies import MissingCheckpoint, ResolvedPolicy, checkpoint_present, resolve_policy
 from dmil_ros.evaluation.pool import POOL_SEED, POOL_SIZE, default_pool_path, load_pool
 from dmil_ros.evaluation.rollout import AdaptJob, EpisodeOutcome, RolloutJob, RolloutRunner, rollout_jobs
 from dmil_ros.evaluation.seeds import draw_demo_indices, trial_seeds
-from dmil_ros.training.demos import to_core
+from dmil_ros.methods.base import Adaptation
+from dmil_ros.methods.registry import method_class
 
 _log = logging.getLogger(__name__)
 

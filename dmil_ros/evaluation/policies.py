@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dmil_ros
-from dmil_ros.baselines.base import Method, baseline_config_from_dict
-from dmil_ros.baselines.registry import dmil_config_for, is_dmil_variant, make_method, method_class
 from dmil_ros.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.methods.base import Method, baseline_config_from_dict
+from dmil_ros.methods.registry import dmil_config_for, is_dmil_variant, make_method, method_class
 
 _log = logging.getLogger(__name__)
 SHIPPED_NAME = "metaworld_ml10"

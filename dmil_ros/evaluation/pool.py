@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dmil_ros.data.collect import CollectConfig
+from dmil_ros.data.demos import ensure_demos
 from dmil_ros.data.hdf5_dataset import RecordedDemo
-from dmil_ros.training.demos import ensure_demos
 
 POOL_SEED = 1000
 POOL_SIZE = 10

@@ -90,12 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _plot(args: argparse.Namespace) -> dict[str, Path | None]:
     import numpy as np
 
+    from dmil_ros.data.demos import to_core
     from dmil_ros.evaluation.policies import resolve_policy
     from dmil_ros.evaluation.pool import POOL_SEED, default_pool_path, load_pool
     from dmil_ros.evaluation.protocol import horizon_for
     from dmil_ros.plotting.skills import plot_skill_probabilities
     from dmil_ros.plotting.tsne import plot_tsne
-    from dmil_ros.training.demos import to_core
 
     kitchen = args.env == "kitchen"
     args.tsne_demos = args.tsne_demos or (6 if kitchen else 8)

@@ -60,6 +60,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
 
+from dmil_ros.core.config import ConfigError
+from dmil_ros.envs.registry import ENV_FAMILIES
+
 # --- QoS ------------------------------------------------------------------------------------------
 # Reliable so that lock-step simulation never loses the one state a step produces; depth 10 absorbs
 # bursts. A best-effort variant exists for robots/perception publishing best-effort.
@@ -201,10 +204,6 @@ TELEOP_ENABLE = ServiceSpec("dmil/teleop/enable", SetBool, "let the scripted ope
 # --- Parameters -----------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
-    """A node cannot start with its parameters/resources; the message is meant for the operator."""
-
-
 @dataclass(frozen=True)
 class ParamSpec:
     name: str
@@ -244,7 +243,6 @@ _TYPE_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a double 
                str: "a string"}
 
 DEFAULT_DEMO_DIR = "~/.dmil/demos"
-ENV_FAMILIES = ("metaworld", "kitchen")  # the embodiments of dmil_ros/ros/embodiment.py
 # The task a graph runs when the launch argument `task` is left empty.
 DEFAULT_TASKS = {"metaworld": "reach-v3", "kitchen": "microwave+kettle+top_burner+light_switch"}
 

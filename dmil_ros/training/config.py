@@ -16,16 +16,12 @@ from typing import Any
 
 import yaml
 
-from dmil_ros.baselines.base import BaselineConfig, baseline_config_from_dict
-from dmil_ros.baselines.registry import dmil_config_for, method_class
-from dmil_ros.core.config import DMILConfig, to_dict
+from dmil_ros.core.config import ConfigError, DMILConfig, to_dict
 from dmil_ros.envs.registry import SPLITS, SUITES, suite_tasks
+from dmil_ros.methods.base import BaselineConfig, baseline_config_from_dict
+from dmil_ros.methods.registry import dmil_config_for, method_class
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class ConfigError(ValueError):
-    """The run configuration is invalid; the message names the key."""
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dmil_ros.baselines.base import Method
-from dmil_ros.baselines.registry import make_method
 from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from dmil_ros.core.data import WindowSampler
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.meta_train import constant_inputs, fit_normalizer, hold_inputs
 from dmil_ros.core.networks import blind_inputs, init_params
 from dmil_ros.data.collect import CollectConfig
+from dmil_ros.data.demos import ensure_demos, split_validation
+from dmil_ros.methods.base import Method
+from dmil_ros.methods.distributed import Comm
+from dmil_ros.methods.registry import make_method
 from dmil_ros.training.config import ConfigError, TrainConfig, dump_yaml
-from dmil_ros.training.demos import ensure_demos, split_validation
-from dmil_ros.training.distributed import Comm
 from dmil_ros.training.validation import validate
 
 _log = logging.getLogger("dmil_ros.training")
@@ -201,7 +201,7 @@ def _train(
             _log.info("sub-skill warm start (%.1f s): EM loss %.5g (restarts: %s)",
                       time.perf_counter() - t0, warm["warm_start_em_loss"],
                       ", ".join(f"{v:.4g}" for k, v in warm.items() if k != "warm_start_em_loss"))
-    trainer = method.make_trainer(params, cfg.seed, comm)
+    trainer = method.make_trainer(params, comm)
     dm = method.dmil
     sampler = WindowSampler(train_demos, normalizer, dm.window_length, dm.windows_per_batch, cfg.seed)
     sched = cfg.train

@@ -60,14 +60,6 @@ class Comm:
         if self.distributed:
             dist.barrier()
 
-    def broadcast_object(self, obj: object) -> object:
-        """Rank 0's `obj` on every rank."""
-        if not self.distributed:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             # Every rank is done before any tears its connections down: a gloo rank whose peer left

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dmil_ros.baselines.base import Adaptation, Method
 from dmil_ros.core.data import Demo
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.methods.base import Adaptation, Method
 
 
 class ExpertMethod(Method):

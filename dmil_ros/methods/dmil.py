@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from dmil_ros.baselines.base import Adaptation, Method, Trainer
 from dmil_ros.core.adaptation import adapt
 from dmil_ros.core.config import ModelConfig
 from dmil_ros.core.data import Demo, Normalizer
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params
 from dmil_ros.core.warm_start import warm_start_skills
-from dmil_ros.training.distributed import Comm, DistributedDMILTrainer
+from dmil_ros.methods.base import Adaptation, Method, Trainer
+from dmil_ros.methods.distributed import Comm, DistributedDMILTrainer
 
 
 class DMILMethod(Method):
     """Meta-trains both levels with the bi-level loop; adapts with alternating HI/LI steps."""
 
-    def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
+    def make_trainer(self, params: Params, comm: Comm) -> Trainer:
         return DistributedDMILTrainer(params, self.dmil, comm)
 
     def initial_params(

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dmil_ros.baselines.base import BaselineConfig, Method
-from dmil_ros.baselines.bc_scratch import ScratchBCMethod
-from dmil_ros.baselines.dmil_method import DMILMethod
-from dmil_ros.baselines.expert import ExpertMethod
-from dmil_ros.baselines.mil import MILMethod
-from dmil_ros.baselines.multitask_bc import MultiTaskBCMethod
 from dmil_ros.core.config import VARIANTS, DMILConfig, make_dmil_config
+from dmil_ros.methods.base import BaselineConfig, Method
+from dmil_ros.methods.bc_scratch import ScratchBCMethod
+from dmil_ros.methods.dmil import DMILMethod
+from dmil_ros.methods.expert import ExpertMethod
+from dmil_ros.methods.mil import MILMethod
+from dmil_ros.methods.multitask_bc import MultiTaskBCMethod
 
 BASELINES: dict[str, type[Method]] = {
     "mil": MILMethod,

@@ -20,13 +20,13 @@ import torch
 from torch import Tensor
 from torch.func import grad, grad_and_value, vmap
 
-from dmil_ros.baselines.base import Adaptation, Method, Trainer
 from dmil_ros.core.data import Demo, concat_demos, validate_demos
 from dmil_ros.core.dmil import MetaBatch
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.losses import skill_sq_errors
 from dmil_ros.core.networks import Params, split
-from dmil_ros.training.distributed import Comm, GradientTrainer
+from dmil_ros.methods.base import Adaptation, Method, Trainer
+from dmil_ros.methods.distributed import Comm, GradientTrainer
 
 
 def bc_loss(low: Params, obs: Tensor, act: Tensor) -> Tensor:
@@ -68,7 +68,7 @@ def mil_gradients(
 class MILMethod(Method):
     monolithic = True
 
-    def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
+    def make_trainer(self, params: Params, comm: Comm) -> Trainer:
         fn = partial(
             mil_gradients,
             inner_lr=self.dmil.inner_lr_low,

@@ -18,7 +18,7 @@ from dmil_ros.core.data import Demo, Normalizer
 from dmil_ros.core.dmil import MetaBatch
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params
-from dmil_ros.training.distributed import Comm
+from dmil_ros.methods.distributed import Comm
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Method(ABC):
     ) -> ModelConfig:
         return ModelConfig(obs_dim, action_dim, 1 if self.monolithic else num_skills, tuple(hidden_sizes))
 
-    def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
+    def make_trainer(self, params: Params, comm: Comm) -> Trainer:
         raise ValueError(f"method {self.name!r} has nothing to train")
 
     def initial_params(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from dmil_ros.baselines.base import Adaptation, Method
 from dmil_ros.core.bc import action_mse, new_bc_policy, train_bc
 from dmil_ros.core.data import Demo, Normalizer, concat_demos
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.methods.base import Adaptation, Method
 
 MIN_STD_FEW_DEMOS = 0.1
 

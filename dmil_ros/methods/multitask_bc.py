@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from torch import Tensor
 from torch.func import grad_and_value
 
-from dmil_ros.baselines.base import Adaptation, Method, Trainer
-from dmil_ros.baselines.mil import bc_loss
 from dmil_ros.core.bc import action_mse, train_bc
 from dmil_ros.core.data import Demo
 from dmil_ros.core.dmil import MetaBatch
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params, split
-from dmil_ros.training.distributed import Comm, GradientTrainer
+from dmil_ros.methods.base import Adaptation, Method, Trainer
+from dmil_ros.methods.distributed import Comm, GradientTrainer
+from dmil_ros.methods.mil import bc_loss
 
 
 def multitask_bc_gradients(params: Params, batch: MetaBatch) -> tuple[Params, dict[str, Tensor]]:
@@ -35,7 +35,7 @@ def multitask_bc_gradients(params: Params, batch: MetaBatch) -> tuple[Params, di
 class MultiTaskBCMethod(Method):
     monolithic = True
 
-    def make_trainer(self, params: Params, seed: int, comm: Comm) -> Trainer:
+    def make_trainer(self, params: Params, comm: Comm) -> Trainer:
         return GradientTrainer(params, multitask_bc_gradients, self.dmil.outer_lr, "low.", comm)
 
     def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:
