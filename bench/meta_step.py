@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from dmil_ros.core.config import ModelConfig, make_dmil_config
-from dmil_ros.core.dmil import MetaBatch, meta_gradients, resolve_backend
+from dmil_ros.core.data import MetaBatch
+from dmil_ros.core.dmil import meta_gradients, resolve_backend
 from dmil_ros.core.networks import init_params
 
 # The per-task loop is the tests' oracle (test/reference_loop.py), not part of the package.

@@ -49,7 +49,7 @@ def main() -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--out", type=Path, default=Path("results/adaptation_budget_validation"))
+    p.add_argument("--out", type=Path, required=True, help="writes <out>.json and <out>.md")
     a = p.parse_args()
     rows = []
     for steps, lr in itertools.product(STEPS, LRS):

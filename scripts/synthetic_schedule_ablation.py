@@ -17,7 +17,7 @@ import json
 from concurrent.futures import ProcessPoolExecutor
 
 from dmil_ros.core.config import DMILConfig
-from dmil_ros.core.synthetic_experiment import SyntheticSettings, run, synthetic_dmil_config
+from dmil_ros.evaluation.synthetic import SyntheticSettings, run, synthetic_dmil_config
 
 OLD_ADAPT = {"steps": 30, "lr": 0.02, "lr_high": None}
 NO_WARM = {"skill_warm_start_steps": 0}

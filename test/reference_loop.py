@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from dmil_ros.core.config import DMILConfig, ModelConfig
-from dmil_ros.core.dmil import MetaBatch
+from dmil_ros.core.data import MetaBatch
 from dmil_ros.core.networks import Params
 
 

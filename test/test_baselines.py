@@ -9,9 +9,8 @@ import torch
 from dmil_ros.core import synthetic
 from dmil_ros.core.bc import action_mse
 from dmil_ros.core.config import VARIANTS
-from dmil_ros.core.data import WindowSampler
+from dmil_ros.core.data import WindowSampler, fit_normalizer
 from dmil_ros.core.hierarchy import Hierarchy
-from dmil_ros.core.meta_train import fit_normalizer
 from dmil_ros.core.networks import init_params, split
 from dmil_ros.methods.base import BaselineConfig
 from dmil_ros.methods.distributed import Comm

@@ -12,6 +12,7 @@ pytest.importorskip("metaworld")
 pytestmark = pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
 
 import dmil_ros  # noqa: E402
+from dmil_ros.core import shipped  # noqa: E402
 from dmil_ros.evaluation import cli, policies  # noqa: E402
 from dmil_ros.evaluation.protocol import horizon_for  # noqa: E402
 from dmil_ros.evaluation.rollout import AdaptJob, RolloutRunner, rollout_jobs  # noqa: E402
@@ -92,10 +93,9 @@ def test_eval_json_and_table_for_a_checkpoint(work, capsys) -> None:
 
 
 def test_missing_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path: Path, capsys) -> None:
-    assert (
-        policies.shipped_checkpoint_dir() == Path(dmil_ros.__file__).parent / "checkpoints" / "metaworld_ml10"
-    )
-    monkeypatch.setattr(policies, "shipped_checkpoint_dir", lambda: tmp_path / "absent")
+    package = Path(dmil_ros.__file__).parent
+    assert shipped.suite_checkpoint_dir("ml10") == package / "checkpoints" / "metaworld_ml10"
+    monkeypatch.setattr(shipped, "checkpoints_root", lambda: tmp_path / "absent")
     assert cli.main(["--suite", "ml10", "--split", "test", "--shots", "3", "--trials", "20", "--json"]) == 2
     err = capsys.readouterr().err
     assert "shipped checkpoint is absent" in err and str(tmp_path / "absent") in err
@@ -111,7 +111,7 @@ def test_seeds_protocols_and_table() -> None:
     assert len(set(seeds)) == 20 and set(trial_seeds("reach-v3", 0, 20, exclude=seeds[:5])).isdisjoint(
         seeds[:5]
     )
-    cell = {"suite": "ml10", "split": "test", "shots": 3, "mean_success": 0.5, "stderr": 0.01, "seeds": [0, 1],  # noqa: E501
+    cell = {"suite": "ml10", "split": "test", "shots": 3, "mean": 0.5, "stderr": 0.01, "seeds": [0, 1],
             "protocol": "official", "horizon": 300, "trials": 20, "checkpoint": "x"}  # fmt: skip
     table = render_table([("dmil", [cell, {**cell, "split": "train", "shots": 1}])], "t")
     header = table.splitlines()[2]

@@ -34,7 +34,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from dmil_ros.envs.kitchen_env import ACTION_DIM, KETTLE_QPOS, OBS_DIM, SUBTASKS, parse_task
+from dmil_ros.envs.kitchen_layout import ACTION_DIM, KETTLE_QPOS, OBS_DIM
+from dmil_ros.envs.kitchen_tasks import SUBTASKS, parse_task
 
 # Recorded in every kitchen demo file (dmil_ros/data/collect.py): collection refuses to add demos to a
 # file another version wrote. Change it with any change that alters the demos the expert produces.

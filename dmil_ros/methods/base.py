@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from dmil_ros.core.config import AdaptConfig, DMILConfig, ModelConfig
-from dmil_ros.core.data import Demo, Normalizer
-from dmil_ros.core.dmil import MetaBatch
+from dmil_ros.core.config import AdaptConfig, ConfigError, DMILConfig, ModelConfig, typed
+from dmil_ros.core.data import Demo, MetaBatch, Normalizer
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params
 from dmil_ros.methods.distributed import Comm
@@ -41,12 +40,9 @@ class BaselineConfig:
 
 
 def baseline_config_from_dict(d: dict[str, Any] | None) -> BaselineConfig:
-    d = dict(d or {})
-    known = {f.name for f in dataclasses.fields(BaselineConfig)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown baseline keys {sorted(unknown)}; known: {sorted(known)}")
-    return BaselineConfig(**d)
+    if d is not None and not isinstance(d, dict):
+        raise ConfigError(f"baseline: expected a mapping, got {d!r}")
+    return BaselineConfig(**typed(BaselineConfig, dict(d or {}), "baseline"))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import torch.distributed as dist
 from torch import Tensor
 
 from dmil_ros.core.config import DMILConfig
-from dmil_ros.core.dmil import DMILTrainer, MetaBatch, meta_gradients
+from dmil_ros.core.data import MetaBatch
+from dmil_ros.core.dmil import DMILTrainer, meta_gradients
 from dmil_ros.core.networks import Params
 
 GradFn = Callable[[Params, MetaBatch], tuple[Params, dict[str, Tensor]]]

@@ -20,8 +20,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, grad_and_value, vmap
 
-from dmil_ros.core.data import Demo, concat_demos, validate_demos
-from dmil_ros.core.dmil import MetaBatch
+from dmil_ros.core.data import Demo, MetaBatch, concat_demos, validate_demos
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.losses import skill_sq_errors
 from dmil_ros.core.networks import Params, split

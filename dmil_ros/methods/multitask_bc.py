@@ -14,8 +14,7 @@ from torch import Tensor
 from torch.func import grad_and_value
 
 from dmil_ros.core.bc import action_mse, train_bc
-from dmil_ros.core.data import Demo
-from dmil_ros.core.dmil import MetaBatch
+from dmil_ros.core.data import Demo, MetaBatch
 from dmil_ros.core.hierarchy import Hierarchy
 from dmil_ros.core.networks import Params, split
 from dmil_ros.methods.base import Adaptation, Method, Trainer

@@ -6,7 +6,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from dmil_ros.core.synthetic_experiment import SyntheticSettings, run
+from dmil_ros.evaluation.synthetic import SyntheticSettings, run
 from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
 

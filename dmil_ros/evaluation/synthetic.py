@@ -1,4 +1,5 @@
-"""End-to-end check of DMIL on the synthetic benchmark: meta-train, adapt on 1 demo, measure.
+"""End-to-end check of DMIL on the synthetic benchmark (core/synthetic.py): meta-train with the
+`Trainer` that `dmil train` uses, adapt on 1 demo, measure.
 
 Reports, averaged over held-out tasks: segmentation accuracy of the adapted high level against the
 true sub-skill labels, and held-out action MSE of the adapted hierarchy, of the meta-trained but
@@ -17,7 +18,8 @@ from dmil_ros.core.adaptation import adapt
 from dmil_ros.core.bc import action_mse, new_bc_policy, train_bc
 from dmil_ros.core.config import DMILConfig, ModelConfig, make_dmil_config
 from dmil_ros.core.data import Demo, concat_demos
-from dmil_ros.core.meta_train import meta_train
+from dmil_ros.methods.registry import make_method
+from dmil_ros.training.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ def run(settings: SyntheticSettings | None = None, dmil_cfg: DMILConfig | None =
     train_tasks, held_out = synthetic.make_tasks(s.seed)
     demos = {t.name: [synthetic.rollout(t, rng)[0] for _ in range(s.demos_per_task)] for t in train_tasks}
     model_cfg = ModelConfig(synthetic.OBS_DIM, synthetic.ACTION_DIM, s.num_skills, s.hidden_sizes)
-    hierarchy = meta_train(demos, model_cfg, cfg, s.iterations, seed=s.seed)
+    trainer = Trainer(make_method("dmil", cfg), model_cfg, demos, seed=s.seed)
+    trainer.run(s.iterations)
+    hierarchy = trainer.policy()
     train_seconds = time.perf_counter() - t0
 
     def one_draw(
