@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -304,25 +305,35 @@ def collect_demos(
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    from dmil_ros.arguments import non_negative_float, non_negative_int, positive_int
+    from dmil_ros.envs.registry import ENV_FAMILIES, available_tasks
+
+    p = argparse.ArgumentParser(prog="dmil collect", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="HDF5 file (resumed if it exists)")
-    p.add_argument("--env", default="metaworld")
+    p.add_argument("--env", choices=ENV_FAMILIES, default="metaworld")
     p.add_argument("--tasks", nargs="*", default=None, help="task names (or use --suite)")
-    p.add_argument("--suite", default=None, help="ml10 | ml10-dmil | ml45")
+    p.add_argument("--suite", default=None, help="ml10 | ml10-dmil | ml45 | kitchen-no-<object>")
     p.add_argument("--split", default="all", help="train | test | all")
-    p.add_argument("--n", type=int, default=10, help="demos per task")
-    p.add_argument("--horizon", type=int, default=500)
-    p.add_argument("--noise", type=float, default=0.1)
-    p.add_argument("--after-success", type=int, default=10)
+    p.add_argument("--n", type=positive_int, default=10, help="demos per task")
+    p.add_argument("--horizon", type=positive_int, default=500)
+    p.add_argument("--noise", type=non_negative_float, default=0.1)
+    p.add_argument("--after-success", type=non_negative_int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-attempts", type=int, default=10)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--chunk-size", type=int, default=5)
+    p.add_argument("--max-attempts", type=positive_int, default=10)
+    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--chunk-size", type=positive_int, default=5)
     a = p.parse_args(argv)
-    tasks = list(a.tasks or []) + (suite_tasks(a.suite, a.split) if a.suite else [])
+    try:
+        tasks = list(a.tasks or []) + (suite_tasks(a.suite, a.split) if a.suite else [])
+    except ValueError as e:
+        p.error(str(e))
     if not tasks:
         p.error("give --tasks or --suite")
+    if a.env == "metaworld":
+        unknown = sorted(set(tasks) - set(available_tasks("metaworld")))
+        if unknown:
+            p.error(f"unknown Meta-World task(s) {', '.join(unknown)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = CollectConfig(
         env=a.env,
@@ -332,13 +343,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         base_seed=a.seed,
         max_attempts=a.max_attempts,
     )
-    report = collect_demos(
-        a.out, tasks, a.n, config, workers=a.workers, chunk_size=a.chunk_size, suite=a.suite
-    )
+    try:
+        report = collect_demos(
+            a.out, tasks, a.n, config, workers=a.workers, chunk_size=a.chunk_size, suite=a.suite
+        )
+    except (ValueError, OSError) as e:  # an unknown kitchen sub-task, a file of other settings, ...
+        print(f"dmil collect: {e}", file=sys.stderr)
+        return 2
     print(report.summary())
     rates = {t: round(s.success_rate, 3) for t, s in report.tasks.items() if s.attempts}
     print(json.dumps({"config": asdict(config), "expert_success_rate": rates}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,6 +6,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
+from dmil_ros.arguments import positive_int
 from dmil_ros.evaluation.synthetic import SyntheticSettings, run
 from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
@@ -17,10 +18,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "task, and report segmentation accuracy and held-out action MSE against baselines.",
     )
     p.add_argument("--seed", type=int, default=SyntheticSettings.seed)
-    p.add_argument("--iterations", type=int, default=SyntheticSettings.iterations)
+    p.add_argument("--iterations", type=positive_int, default=SyntheticSettings.iterations)
     p.add_argument(
         "--draws",
-        type=int,
+        type=positive_int,
         default=1,
         help="adapt on this many independent demo draws per held-out task and report the "
         "spread under 'over_draws' (the headline numbers stay the first draw's)",
@@ -28,8 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_torch_threads_argument(p, "meta-training and adaptation")
     p.add_argument("--json", action="store_true", help="print only the JSON result line")
     args = p.parse_args(argv)
-    if args.draws < 1:
-        p.error("--draws must be >= 1")
     check_torch_threads(p, args.torch_threads)
     use_torch_threads(args.torch_threads)
     result = run(SyntheticSettings(seed=args.seed, iterations=args.iterations, extra_draws=args.draws - 1))
