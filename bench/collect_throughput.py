@@ -19,14 +19,10 @@ between the physics steps, as collection calls it: the bare "env + expert" loop 
 `ratio_vs_env_and_expert` = collection over that loop is what dmil_ros's machinery (noise, recording,
 seeding, HDF5) costs; `ratio_ceiling` = that loop over raw stepping is the best `ratio` a collector
 could reach with these experts. The expert costs about twice as much between physics steps as in a
-tight loop over recorded observations (e.g. 42 vs 23 us per step on button-press-v3: caches), so the
-in-situ figure `expert_us_per_step` replaced the earlier tight-loop estimate on 2026-12-01. The last
-printed line is JSON.
-
-Before 2026-12-01 failed attempts were replayed with random actions (a different, cheaper
-trajectory: the arm off the objects) and nothing was warmed up; that under-stated the ratio on
-tasks with failures or after other tasks (0.66-0.75 on door-open, push, basketball, where the same
-episodes replayed side by side gave 0.93).
+tight loop over recorded observations (e.g. 42 vs 23 us per step on button-press-v3: caches), so
+`expert_us_per_step` is measured in situ. Failed attempts are replayed with their own actions (random
+ones would give a different, cheaper trajectory) after an untimed warm-up. The last printed line is
+JSON.
 
     .venv/bin/python bench/collect_throughput.py --tasks reach-v3 button-press-v3 door-close-v3 --n 5
 """

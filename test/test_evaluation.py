@@ -64,18 +64,17 @@ def test_eval_json_and_table_for_a_checkpoint(work, capsys) -> None:
     common = ["--checkpoint", str(work["run"]), "--tasks", "reach-v3", "--trials", "2", "--seeds", "2",
               "--horizon", "40", "--pool", str(work["pool"]), "--pool-size", "3"]  # fmt: skip
     one = _eval([*common, "--shots", "1", "--table", str(work["root"] / "t1.md")], capsys)
-    for key in (
-        "mean_success",
-        "per_task",
-        "stderr",
-        "per_seed",
-        "protocol",
-        "horizon",
-        "shots",
-        "method",
-        "checkpoint",
-    ):
+    for key in ("mean_success", "per_task", "stderr", "per_seed", "protocol", "horizon", "shots", "method",
+                "checkpoint"):  # fmt: skip
         assert key in one
+    # The numbers agree with each other: seeds' rates are multiples of 1/trials, their mean is the
+    # headline, the standard error is theirs, every cell and summary says the same.
+    assert len(one["per_seed"]) == 2 and all(r in (0.0, 0.5, 1.0) for r in one["per_seed"])
+    assert one["mean_success"] == pytest.approx(sum(one["per_seed"]) / 2)
+    assert one["stderr"] == pytest.approx(abs(one["per_seed"][0] - one["per_seed"][1]) / 2)
+    assert one["per_task_per_seed"] == {"reach-v3": one["per_seed"]} and one["episodes"] == 4
+    assert one["cells"] == [{k: v for k, v in one.items() if k in one["cells"][0]}]
+    assert one["protocol"] == "official" and one["trials"] == 2
     assert one["method"] == "dmil" and one["shots"] == 1 and one["horizon"] == 40 and one["seeds"] == [0, 1]
     assert set(one["per_task"]) == {"reach-v3"} and 0.0 <= one["mean_success"] <= 1.0
     assert one["checkpoint"].endswith("best")  # a run directory resolves to its best/ checkpoint

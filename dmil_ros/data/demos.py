@@ -33,7 +33,7 @@ def ensure_demos(
     """
     path = Path(path)
     if path.exists():
-        # Enough demos in an old file used to be reused silently, even ones an earlier expert wrote.
+        # A file of other settings (another expert, horizon or noise) is never reused quietly.
         clash = settings_clash(path, config)
         if clash:
             raise DemoError(

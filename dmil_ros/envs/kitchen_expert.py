@@ -22,7 +22,7 @@ end on the observed finger opening, not on a step count; the hand never creeps (
 ends once clear of the handle, not at a back-off pose that joint limits often make unreachable; the
 microwave is let go as soon as it counts as open (-0.47 rad), before the slow end of its arc; the
 kettle is lowered towards a point below its release height. BC on 36 demos of one four-sub-task chain
-(closed loop, 20 trials) completes 2.95 sub-tasks with this expert, 0 with the earlier one (README).
+(closed loop, 20 trials) completes 2.95 sub-tasks with this expert (docs/kitchen.md).
 """
 
 from __future__ import annotations

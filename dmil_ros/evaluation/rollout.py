@@ -2,9 +2,9 @@
 spawn-started worker processes.
 
 With workers, the adaptations run in the workers too (`RolloutRunner.adapt_and_run`): on the kitchen
-they are about half of an evaluation's CPU time, and done one after the other in the parent they
-left the workers idle until the last one was done. Each adaptation is seeded and every worker runs
-torch on one thread, so where it runs does not change its result (the parent also defaults to one).
+they are about half of an evaluation's CPU time, and each one's episodes start as soon as it is done.
+Each adaptation is seeded and every worker runs torch on one thread, so where it runs does not change
+its result (the parent also defaults to one).
 
 An episode succeeds if `info['success']` is set at any step; it stops at the first success (later
 steps cannot change the outcome) or at the horizon. Environments that score sub-tasks (the kitchen)

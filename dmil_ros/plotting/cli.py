@@ -5,7 +5,8 @@
   tsne_<task>.png     t-SNE of the states of held-out demos coloured by sub-skill, before and after
                       adaptation (paper Fig. 4)
   rollout_<task>.gif  with --video: one episode of the adapted policy (MuJoCo offscreen rendering;
-                      headless machines need MUJOCO_GL=egl or MUJOCO_GL=osmesa; skipped if unavailable)
+                      headless machines need MUJOCO_GL=egl or MUJOCO_GL=osmesa; skipped if unavailable),
+                      and rollout_<task>.png, its last frame
 
 Demos come from the evaluation demo pool (the same held-out demos `dmil eval` adapts on, collected
 on first use): the first --shots are adapted on, the next --tsne-demos are plotted.

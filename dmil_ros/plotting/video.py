@@ -30,7 +30,8 @@ def render_rollout(
     size: tuple[int, int] = (240, 320),
     every: int = 2,
 ) -> Path | None:
-    """Roll out `policy` and write a GIF; None (and a warning) when rendering is unavailable."""
+    """Roll out `policy` and write a GIF and a PNG of its last frame beside it; None (and a warning)
+    when rendering is unavailable."""
     try:
         import mujoco
         from PIL import Image
@@ -66,4 +67,5 @@ def render_rollout(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=40 * every, loop=0)
+    frames[-1].save(path.with_suffix(".png"))  # a still of the last frame, for documents
     return path
