@@ -210,9 +210,14 @@ def _config_defaults(parser: argparse.ArgumentParser, path: str) -> dict[str, An
                 parser.error(f"--config {path}: {key} must be true or false, got {value!r}")
             values[dest] = value
             continue
-        if isinstance(value, list) and action.dest not in ("overrides", "table_from"):
+        if action.dest in ("overrides", "table_from"):  # lists of strings as they are
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                parser.error(f"--config {path}: {key} must be a list of strings, got {value!r}")
+            values[dest] = value
+            continue
+        if isinstance(value, list):
             value = ",".join(str(v) for v in value)
-        if isinstance(value, (dict, list)) or value is None:
+        if isinstance(value, dict) or value is None:
             parser.error(f"--config {path}: {key} has an unusable value {value!r}")
         if action.choices is not None and value not in action.choices:
             parser.error(f"--config {path}: {key} must be one of {', '.join(map(str, action.choices))}, "
