@@ -49,17 +49,18 @@ def render_rollout(
             gc.collect()  # the half-built Renderer complains in __del__: let it happen here, not later
             _log.warning("video skipped: no offscreen rendering (%s); try MUJOCO_GL=egl or osmesa", reason)
             return None
+        # Meta-World's corner cameras have their image y axis pointing down (xyaxes ... -1): flip rows.
         frames = []
         obs = env.reset(seed)
         for t in range(horizon):
             if t % every == 0:
                 renderer.update_scene(env.raw_env.data, camera=camera)
-                frames.append(Image.fromarray(np.asarray(renderer.render())))
+                frames.append(Image.fromarray(np.asarray(renderer.render())[::-1]))
             result = env.step(np.clip(policy.act(obs)[0], -1.0, 1.0))
             obs = result.observation
             if result.success:
                 renderer.update_scene(env.raw_env.data, camera=camera)
-                frames.append(Image.fromarray(np.asarray(renderer.render())))
+                frames.append(Image.fromarray(np.asarray(renderer.render())[::-1]))
                 break
         renderer.close()
     finally:
