@@ -27,7 +27,7 @@ setup(
         "sim": ["metaworld==3.1.1", "mujoco", "gymnasium-robotics", "h5py"],
         "ros": ["mcap", "mcap-ros2-support"],
         "plot": ["matplotlib", "scikit-learn"],
-        "test": ["pytest", "pytest-timeout", "import-linter", "ruff"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "import-linter", "ruff"],
     },
     zip_safe=True,
     maintainer="dmil_ros developers",

@@ -36,6 +36,14 @@ def test_adaptation_lowers_demo_loss_and_keeps_input(hierarchy):
     assert any(not torch.equal(result.hierarchy.params[k], before[k]) for k in before)
 
 
+def test_adaptation_reports_progress_after_each_step(hierarchy):
+    seen = []
+    result = adapt(hierarchy, [_demo()], AdaptConfig(steps=5, lr=0.05),
+                   progress=lambda step, steps, loss: seen.append((step, steps, loss)))
+    assert [(s, n) for s, n, _ in seen] == [(i, 5) for i in range(1, 6)]
+    assert seen[-1][2] == pytest.approx(result.loss_after)
+
+
 def test_adam_adaptation_fits_faster_than_plain_steps(hierarchy):
     demos = [_demo(), _demo(seed=1)]
     sgd = adapt(hierarchy, demos, AdaptConfig(steps=30, lr=1e-3))

@@ -132,5 +132,12 @@ def test_expert_and_adapt_overrides() -> None:
     assert (m.dmil.adapt.steps, m.dmil.adapt.lr) == (42, 0.2)
     b = make_method("multitask-bc").with_adapt(steps=7)
     assert b.baseline.finetune_steps == 7 and b.dmil.adapt.steps == 7
+    s = make_method("bc-scratch").with_adapt(steps=9, lr=3e-4)  # its budget is the scratch one
+    assert (s.baseline.scratch_steps, s.baseline.scratch_lr) == (9, 3e-4)
+    for name in ("bc-scratch", "multitask-bc"):
+        with pytest.raises(ValueError, match="only steps and lr"):
+            make_method(name).with_adapt(lr_high=0.1)
+        with pytest.raises(ValueError, match="only steps and lr"):
+            make_method(name).with_adapt(optimizer="sgd")
     with pytest.raises(ValueError, match="needs a"):
         make_method("mil").adapt(None, [])

@@ -73,3 +73,67 @@ def test_bringup_stops_the_graph_when_a_node_fails(tmp_path: Path) -> None:
     assert proc.returncode == 2, out
     assert "policy_node exited with code 2" in out and "does not exist" in out
     assert marked_processes(str(tmp_path)) == []
+
+
+def test_bringup_sim_with_an_unknown_task_exits_nonzero_within_seconds(tmp_path: Path) -> None:
+    """The nodes that refuse the task exit 2; the graph (recorder included) must not stay up."""
+    started = time.monotonic()
+    proc, _ = bringup("sim", tmp_path, "--task", "no-such-task-v3")
+    out, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 2, out
+    assert "exited with code 2" in out and "unknown Meta-World v3 task 'no-such-task-v3'" in out, out
+    assert "Traceback" not in out
+    assert took < 60, took  # node start-up (imports) on a loaded 2-core machine; ~10 s when quiet
+    assert marked_processes(str(tmp_path)) == []
+
+
+def test_live_sim_graph_survives_hostile_messages(tmp_path: Path) -> None:
+    """The attacks that killed policy_node and scripted_teleop, against the graph `dmil bringup sim` runs
+    (real processes, real DDS): every node stays up, the policy refuses the absurd state with a reason."""
+    import numpy as np
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import String
+
+    from dmil_ros.envs.base import RobotState
+    from dmil_ros.ros.observation import state_to_msgs
+
+    proc, env = bringup("sim", tmp_path, "--enable-policy", "true")
+    try:
+        probe = Probe(int(env["ROS_DOMAIN_ID"]))
+        try:
+            probe.watch(itf.POLICY_STATUS)
+            for spec in (itf.POLICY_ENABLE, itf.RECORD_START, itf.TELEOP_ENABLE, itf.SIM_RESET):
+                assert probe.wait_for_service(spec, 90), f"{spec.name} never came up"
+            nodes = len(marked_processes(str(tmp_path)))
+            assert nodes == 5  # bringup and its four nodes
+            probe.wait_matched(publish=(itf.EPISODE_INFO, *itf.STATE_TOPICS), watch=(itf.POLICY_STATUS,))
+            for payload in ('{"episode": Infinity, "start_ns": 0}', '{"episode": 1, "start_ns": 1e400}',
+                            '[1, 2]', "{"):
+                probe.publisher(itf.EPISODE_INFO).publish(String(data=payload))
+            state = RobotState(joint_names=tuple(f"right_j{i}" for i in range(7)) + ("r_close", "l_close"),
+                               joint_positions=np.zeros(9), ee_position=np.array([1e30, 0.6, 0.2]),
+                               ee_orientation=np.array([0.0, 0, 0, 1]), gripper_opening=1.0,
+                               object_positions=np.array([[0.0, 0.7, 0.02]]),
+                               object_orientations=np.array([[0.0, 0, 0, 1]]), goal_position=np.zeros(3))
+            now = time.time_ns()
+            stamp = Time(sec=now // 10**9, nanosec=now % 10**9)
+            msgs = state_to_msgs(state, stamp, "world", "gripper_opening")
+            for spec, msg in zip(itf.STATE_TOPICS, msgs, strict=True):
+                probe.publisher(spec).publish(msg)
+            probe.wait_until(lambda: any("ee_pose position lies outside the workspace" in m.data
+                                         for m in probe.received(itf.POLICY_STATUS)), 20, "the refusal")
+            time.sleep(2.0)
+            assert proc.poll() is None, "the graph went down"
+            assert len(marked_processes(str(tmp_path))) == nodes, "a node died"
+            assert probe.call(itf.SIM_RESET).success  # and it still serves
+        finally:
+            probe.close()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "dropped: its callback failed" not in out, out

@@ -45,6 +45,7 @@ def _fake_launch_modules() -> dict[str, types.ModuleType]:
     actions = types.ModuleType("launch.actions")
     actions.DeclareLaunchArgument = type("DeclareLaunchArgument", (_Recorder,), {})
     actions.OpaqueFunction = type("OpaqueFunction", (_Recorder,), {})
+    actions.Shutdown = type("Shutdown", (_Recorder,), {})
     substitutions = types.ModuleType("launch.substitutions")
     substitutions.LaunchConfiguration = _LaunchConfiguration
     launch_ros = types.ModuleType("launch_ros")
@@ -80,6 +81,33 @@ def test_sim_launch_file_builds_the_graph(monkeypatch: pytest.MonkeyPatch) -> No
     assert sim_params[0].endswith("sim.yaml")
     assert sim_params[1] == {"env": "metaworld", "task": "drawer-open-v3", "rate": 50.0, "lock_step": False}
     assert by_name["policy_node"]["parameters"][1]["rate"] == 50.0
+
+
+def test_every_node_ends_the_launch_when_it_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """launch kept running when a node refused to start (task:=bad): each Node's on_exit now applies
+    graph.node_exit. A failure raises NodeFailed (ros2 launch logs it, shuts down and exits 1), a clean
+    exit emits Shutdown, and the exits of a shutdown already under way do nothing."""
+    nodes = _run_launch_file("sim.launch.py", {"task": "no-such-task-v3"}, monkeypatch)
+    assert len(nodes) == 4
+    running, stopping = types.SimpleNamespace(is_shutdown=False), types.SimpleNamespace(is_shutdown=True)
+    for node in nodes:
+        on_exit = node.kwargs["on_exit"]  # ExecuteProcess: on_exit(ProcessExited event, LaunchContext)
+        name = node.kwargs["name"]
+        with pytest.raises(graph.NodeFailed, match=f"{name} exited with code 2"):
+            on_exit(types.SimpleNamespace(returncode=2), running)
+        with pytest.raises(graph.NodeFailed, match=f"{name} was killed by signal 9"):
+            on_exit(types.SimpleNamespace(returncode=-9), running)
+        (shutdown,) = on_exit(types.SimpleNamespace(returncode=0), running)
+        assert type(shutdown).__name__ == "Shutdown" and name in shutdown.kwargs["reason"]
+        assert on_exit(types.SimpleNamespace(returncode=2), stopping) is None
+
+
+def test_graph_exit_policy() -> None:
+    """One policy for launch and bringup: any exit ends the graph, a failure sets its exit code."""
+    assert graph.node_exit("policy_node", 2).exit_code == 2
+    assert graph.node_exit("policy_node", -11).exit_code == 1
+    assert graph.node_exit("policy_node", 0).exit_code == 0
+    assert "policy_node exited with code 2" in graph.node_exit("policy_node", 2).reason
 
 
 def test_sim_launch_without_teleop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,3 +210,26 @@ def test_param_spec_coercion() -> None:
         itf.coerce(lock, "perhaps")
     assert rate.descriptor().floating_point_range[0].to_value == 1000.0
     assert rate.descriptor().read_only and not itf.param_spec("sim_bridge", "task").descriptor().read_only
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    ({"rate": "abc"}, "rate:=abc is not a number (e.g. 80 or 80.0)"),
+    ({"rate": "0"}, "rate:=0 is outside [1, 2000]"),
+    ({"rate": "1500"}, "rate:=1500 is outside [1, 1000]"),  # the policy takes it, the sim does not
+    ({"rate": "nan"}, "rate:=nan is not a finite number"),
+    ({"lock_step": "perhaps"}, "lock_step:=perhaps is not one of true, false"),
+    ({"enable_policy": "yes please"}, "enable_policy:=yes please is not one of true, false"),
+])
+def test_bad_launch_arguments_say_why_in_one_line(args: dict[str, str], reason: str) -> None:
+    """`rate:=abc` suggested "write 80.0, not 80", though rate:=80 works."""
+    with pytest.raises(itf.ConfigError) as e:
+        graph.build_graph("sim", args)
+    assert str(e.value) == reason and "\n" not in str(e.value)
+    assert graph.build_graph("sim", {"rate": "80"})[0].parameters["rate"] == 80.0
+
+
+def test_bringup_with_a_bad_argument_exits_2_with_the_reason() -> None:
+    out = subprocess.run([sys.executable, "-m", "dmil_ros.ros.bringup", "sim", "--rate", "abc", "--dry-run"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out
+    assert out.stderr.strip() == "[bringup] rate:=abc is not a number (e.g. 80 or 80.0)", out.stderr

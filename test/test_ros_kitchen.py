@@ -241,7 +241,8 @@ def publish_kitchen_state(probe: Probe, k: int, mutate: Any = None) -> None:
 def test_policy_node_drives_joint_velocities_and_refuses_bad_states(ros: InProcessGraph, checkpoint: Path,
                                                                      tmp_path: Path) -> None:
     policy = ros.add(PolicyNode, env="kitchen", task=TASK, checkpoint=str(checkpoint), enabled=True,
-                     demo_dir=str(tmp_path / "demos"), state_timeout=0.3, expected_joint_count=10)
+                     demo_dir=str(tmp_path / "demos"), state_timeout=0.3, expected_joint_count=10,
+                     max_clock_skew=0.0)  # synthetic stamps (1970)
     ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_JOINT_VELOCITY, itf.POLICY_STATUS),
                            timeout=20, readers=(policy,))
 

@@ -230,7 +230,8 @@ def test_policy_watchdog_does_not_step_a_lock_step_sim(manual: Manual, tmp_path:
 
     ckpt = save_checkpoint(Hierarchy.initialize(ModelConfig(39, 4, 3, (64, 64)), seed=0), tmp_path / "ckpt")
     policy = manual.start(PolicyNode, checkpoint=str(ckpt), demo_dir=str(tmp_path / "demos"), enabled=True,
-                          state_timeout=0.1, rate=50.0, expected_joint_count=10)
+                          state_timeout=0.1, rate=50.0, expected_joint_count=10,
+                          max_clock_skew=0.0)  # synthetic stamps (1970)
     for spec in (itf.POLICY_TWIST, itf.POLICY_STATUS):
         manual.probe.watch(spec)
     manual.wait_matched(publish=(*itf.STATE_TOPICS, itf.EPISODE_INFO),

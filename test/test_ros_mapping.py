@@ -71,7 +71,19 @@ def test_action_twist_round_trip() -> None:
     assert math.isclose(twist.twist.linear.x, 0.4)  # 0.5 * 0.01 m / 12.5 ms
     np.testing.assert_allclose(command_to_action(twist, gripper.data), action, atol=1e-6)
     clamped, _ = action_to_command(action, Time(sec=1), "world", max_linear_speed=0.1)
-    assert clamped.twist.linear.y == -0.1
+    lin = clamped.twist.linear
+    assert math.isclose(math.hypot(lin.x, lin.y, lin.z), 0.1)  # the norm, not each axis, is limited
+    np.testing.assert_allclose([lin.x, lin.y, lin.z], np.array([0.4, -0.8, 0.2]) * 0.1 / math.sqrt(0.84))
+
+
+def test_speed_clamp_holds_along_a_diagonal() -> None:
+    """0.25 m/s per axis let 0.43 m/s through along the diagonal."""
+    twist, _ = action_to_command(np.ones(4), Time(sec=1), "world", max_linear_speed=0.25)
+    lin = twist.twist.linear
+    assert math.hypot(lin.x, lin.y, lin.z) <= 0.25 + 1e-12 and math.isclose(lin.x, lin.y)
+    spin, _ = action_to_command(np.zeros(4), Time(sec=1), "world", 0.25, 0.5, angular=np.array([1.0, 1, 1]))
+    ang = spin.twist.angular
+    assert math.isclose(math.hypot(ang.x, ang.y, ang.z), 0.5)
 
 
 def _good_msgs():
@@ -162,7 +174,7 @@ def test_corrupt_and_unfinished_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_demo_without_commands_is_refused(tmp_path: Path) -> None:
-    writer = DemoWriter(tmp_path / "empty.mcap", {})
+    writer = DemoWriter(tmp_path / "empty.mcap", {"task": "reach-v3"})
     js, ee, objs, goal = _good_msgs()
     writer.write("/joint_states", js)
     path = writer.finish()

@@ -37,10 +37,16 @@ def test_each_suite_has_its_shipped_checkpoint(package_checkpoints: Path) -> Non
     assert shipped.shipped_checkpoint_dir("kitchen") == package_checkpoints / "kitchen" / "no_top_burner"
 
 
-def test_the_real_package_ships_ml10_and_kitchen_checkpoints() -> None:
+def test_the_real_package_ships_ml10_ml45_and_kitchen_checkpoints() -> None:
     assert shipped.shipped_checkpoint_available("metaworld")
     assert shipped.shipped_checkpoint_available("kitchen")
     assert shipped.checkpoints_root().parent.name == "dmil_ros"
+    # `dmil eval --suite ml45` without --checkpoint evaluates the shipped ML45 hierarchy
+    ml45 = resolve_policy(None, None, suite="ml45")
+    assert ml45.checkpoint == str(shipped.checkpoints_root() / "metaworld_ml45")
+    assert ml45.method.name == "dmil" and ml45.policy is not None and ml45.policy.config.obs_dim == 39
+    meta = json.loads((Path(ml45.checkpoint) / "config.json").read_text())["meta"]
+    assert (meta["suite"], len(meta["tasks"])) == ("ml45", 45)
 
 
 def test_eval_without_checkpoint_uses_the_suites_own(package_checkpoints, capsys) -> None:

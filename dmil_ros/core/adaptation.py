@@ -10,7 +10,7 @@ bad demo never destroys what was learned.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,9 +88,11 @@ def adapt(
     demos: Sequence[Demo],
     cfg: AdaptConfig | None = None,
     divergence_tolerance: float = 0.05,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> AdaptResult:
     """Adapt `hierarchy` to the task shown in `demos`; never modifies `hierarchy` in place.
 
+    `progress(step, steps, loss)` is called after each step with the routed action MSE so far.
     Raises DemoError for unusable demos (empty, wrong dims, NaN).
     """
     cfg = cfg or AdaptConfig()
@@ -112,7 +114,7 @@ def adapt(
 
         high_stepper = _Stepper(list(high.values()), cfg.high_lr, cfg.optimizer)
         low_stepper = _Stepper(list(low.values()), cfg.lr, cfg.optimizer)
-        for _ in range(cfg.steps):
+        for step in range(cfg.steps):
             if cfg.adapt_high:  # HI
                 labels = em_labels(errors, cfg.label_mode, 0.1)
                 high_stepper.step_(_high_grads(high, obs, labels, next_same, cfg))
@@ -120,6 +122,8 @@ def adapt(
             if cfg.adapt_low:  # LI
                 low_stepper.step_(_sub_skill_grads(low, obs, act, route))
                 errors = skill_sq_errors(low, obs, act)
+            if progress is not None:
+                progress(step + 1, cfg.steps, float(errors.gather(0, route.unsqueeze(0)).mean()))
 
         after = float(errors.gather(0, route.unsqueeze(0)).mean())
         counts = torch.bincount(route, minlength=mc.num_skills).tolist()

@@ -36,6 +36,16 @@ _DMIL_ML10 = {
     "test": ["door-close-v3", "drawer-open-v3", "lever-pull-v3", "shelf-place-v3", "sweep-v3"],
 }
 
+# Meta-validation tasks: never trained on by a run that is selected with them, never reported as results;
+# they only rank settings (scripts/select_on_validation.py). ml10: five tasks in neither ML10 split, each
+# the nearest sibling of an ML10 training task (as the ML10 test tasks are). ml45: five of its training
+# tasks, drawn once (results/ml45_validation.md); the runs evaluated on them train on the other 40.
+VALIDATION_TASKS: dict[str, tuple[str, ...]] = {
+    "ml10": ("window-close-v3", "button-press-v3", "reach-wall-v3", "push-back-v3", "pick-place-wall-v3"),
+    "ml45": ("peg-insert-side-v3", "peg-unplug-side-v3", "plate-slide-v3", "shelf-place-v3",
+             "window-open-v3"),
+}
+
 
 def make_env(env: str, task: str, **kw: Any) -> ManipulationEnv:
     """`make_env("metaworld", "reach-v3", max_episode_steps=300)`; kitchen: "kettle+microwave"."""

@@ -67,6 +67,7 @@ class Method(ABC):
 
     needs_training: ClassVar[bool] = True  # False: nothing to meta-/pre-train (no checkpoint needed)
     monolithic: ClassVar[bool] = False  # True: a single policy, stored as a hierarchy with K=1
+    bc_finetune: ClassVar[bool] = False  # True: adapts by Adam BC steps (core.bc.train_bc), no high level
 
     def __init__(self, name: str, dmil: DMILConfig, baseline: BaselineConfig | None = None) -> None:
         self.name = name
@@ -103,12 +104,22 @@ class Method(ABC):
         lr_high: float | None = None,
         optimizer: str | None = None,
     ) -> Method:
-        """A copy with a different fine-tuning budget (the fine-tune-steps ablation, CLI overrides)."""
+        """A copy with a different fine-tuning budget (the fine-tune-steps ablation, CLI overrides).
+
+        DMIL variants and MIL take all four; the BC baselines train with Adam and have no high level,
+        so they take `steps` and `lr` only (ValueError otherwise: an override must never be ignored)."""
+        if self.bc_finetune and (lr_high is not None or optimizer not in (None, "adam")):
+            raise ValueError(f"{self.name} adapts with Adam and has no high level: only steps and lr can "
+                             "be overridden")  # fmt: skip
         given = _given(steps=steps, lr=lr, lr_high=lr_high, optimizer=optimizer)
         adapt = AdaptConfig(**{**dataclasses.asdict(self.dmil.adapt), **given})
         dmil = dataclasses.replace(self.dmil, adapt=adapt)
-        baseline = dataclasses.replace(self.baseline, **_given(finetune_steps=steps, finetune_lr=lr))
+        baseline = dataclasses.replace(self.baseline, **self._baseline_budget(steps, lr))
         return type(self)(self.name, dmil, baseline)
+
+    def _baseline_budget(self, steps: int | None, lr: float | None) -> dict[str, Any]:
+        """The BaselineConfig fields that `with_adapt`'s steps and lr set for this method."""
+        return _given(finetune_steps=steps, finetune_lr=lr)
 
     def describe(self) -> dict[str, Any]:
         return {

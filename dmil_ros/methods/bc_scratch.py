@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from dmil_ros.core.bc import action_mse, new_bc_policy, train_bc
 from dmil_ros.core.data import Demo, Normalizer, concat_demos
 from dmil_ros.core.hierarchy import Hierarchy
-from dmil_ros.methods.base import Adaptation, Method
+from dmil_ros.methods.base import Adaptation, Method, _given
 
 MIN_STD_FEW_DEMOS = 0.1
 
@@ -21,6 +22,10 @@ MIN_STD_FEW_DEMOS = 0.1
 class ScratchBCMethod(Method):
     needs_training = False
     monolithic = True
+    bc_finetune = True
+
+    def _baseline_budget(self, steps: int | None, lr: float | None) -> dict[str, Any]:
+        return _given(scratch_steps=steps, scratch_lr=lr)
 
     def adapt(self, policy: Hierarchy | None, demos: Sequence[Demo], seed: int = 0) -> Adaptation:
         t0 = time.perf_counter()

@@ -33,6 +33,7 @@ def multitask_bc_gradients(params: Params, batch: MetaBatch) -> tuple[Params, di
 
 class MultiTaskBCMethod(Method):
     monolithic = True
+    bc_finetune = True
 
     def make_trainer(self, params: Params, comm: Comm) -> Trainer:
         return GradientTrainer(params, multitask_bc_gradients, self.dmil.outer_lr, "low.", comm)

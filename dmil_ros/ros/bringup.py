@@ -4,7 +4,8 @@ For machines without `ros2 launch` (pip-installed ROS): the same nodes, paramete
 launch/*.launch.py (both come from dmil_ros.ros.graph). Each node runs as `python -m
 dmil_ros.ros.<node> --ros-args ...` in its own session; SIGINT/SIGTERM to bringup is forwarded as
 SIGINT to every node (then SIGTERM, then SIGKILL after --shutdown-timeout). If any node exits, the
-others are stopped. Exit code: 0 after a requested shutdown, else the first failing node's code.
+others are stopped (graph.node_exit, the launch files' policy too). Exit code: 0 after a requested
+shutdown, else the first failing node's code.
 """
 
 from __future__ import annotations
@@ -108,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             while stop.count == 0:
                 ended = [(n, p.returncode) for n, p in procs if p.poll() is not None]
                 if ended:
-                    name, rc = ended[0]
-                    print(f"[bringup] {name} exited with code {rc}; stopping the graph", file=sys.stderr)
-                    code = rc if rc > 0 else (1 if rc < 0 else 0)
+                    outcome = graph.node_exit(*ended[0])  # the same policy as the launch files
+                    print(f"[bringup] {outcome.reason}", file=sys.stderr)
+                    code = outcome.exit_code
                     break
                 time.sleep(0.1)
             if stop.count:

@@ -37,6 +37,7 @@ from dmil_ros.ros import observation as mwobs
 from dmil_ros.ros.interfaces import ConfigError, TopicSpec
 from dmil_ros.ros.observation import StateError, stamp_ns
 from dmil_ros.ros.state_sync import StateSync
+from dmil_ros.ros.workspace import Workspace
 
 # franka_description's names (kitchen_env.ros_joint_name), as a real Panda's joint_states carry them.
 KITCHEN_ROBOT_JOINTS = (
@@ -98,6 +99,9 @@ class MetaWorldEmbodiment:
                             ("teleop", itf.TELEOP_TWIST, itf.TELEOP_GRIPPER))
     joint_command_topics: tuple[tuple[str, TopicSpec], ...] = ()
     recorded_topics = itf.RECORDED_TOPICS
+    # Meta-World's table spans ~1 m around (0, 0.7, 0); a real arm's base frame (panda_link0) lies
+    # within it too. Generous: a fallen object is still in; 1e30 never is.
+    workspace = Workspace((-2.0, -1.5, -1.5), (2.0, 2.5, 2.5), max_joint_position=10.0)
 
     def mapping(self, task: str, gripper_joint: str = "gripper_opening", gripper_scale: float = 1.0,
                 expected_joint_count: int = 0) -> mwobs.ObservationMapping:
@@ -120,9 +124,10 @@ class MetaWorldEmbodiment:
         return mwobs.state_to_msgs(state, stamp, frame_id, gripper_joint)
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
-                          max_linear_speed: float = math.inf) -> tuple[Any, Any]:
+                          max_linear_speed: float = math.inf,
+                          max_angular_speed: float = math.inf) -> tuple[Any, Any]:
         """(command, gripper command or None), the gripper to be sent first."""
-        return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed)
+        return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed, max_angular_speed)
 
     def zero_command(self, stamp: Time, frame_id: str) -> Any:
         return mwobs.zero_twist(stamp, frame_id)
@@ -224,6 +229,8 @@ class KitchenEmbodiment:
     twist_command_topics: tuple[tuple[str, TopicSpec, TopicSpec], ...] = ()
     joint_command_topics = (("policy", itf.POLICY_JOINT_VELOCITY), ("teleop", itf.TELEOP_JOINT_VELOCITY))
     recorded_topics = itf.KITCHEN_RECORDED_TOPICS
+    # The kitchen scene (counter at z ~1.6 m) with room to spare; the goal is all zeros (unused).
+    workspace = Workspace((-3.0, -3.0, -1.0), (3.0, 3.0, 4.0), max_joint_position=10.0)
 
     def mapping(self, task: str, *_: Any, **__: Any) -> KitchenMapping:
         """The Meta-World mapping parameters (gripper joint, scale, joint count) do not apply.
@@ -287,8 +294,10 @@ class KitchenEmbodiment:
         return js, ee, objs, goal
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
-                          max_linear_speed: float = math.inf) -> tuple[JointState, None]:
-        """(JointState joint velocities, no separate gripper command); `max_linear_speed` does not apply."""
+                          max_linear_speed: float = math.inf,
+                          max_angular_speed: float = math.inf) -> tuple[JointState, None]:
+        """(JointState joint velocities, no separate gripper command); the ee speed limits do not apply
+        (each joint's velocity is clipped to the env's +-2)."""
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
         return self._command(stamp, frame_id, a * KITCHEN_VELOCITY_SCALE), None
 

@@ -46,6 +46,30 @@ class NodeSpec:
         return f"{PACKAGE}.ros.{self.executable}"
 
 
+class NodeFailed(RuntimeError):
+    """A node of the graph exited with an error: the graph ends with a non-zero exit code."""
+
+
+@dataclass(frozen=True)
+class NodeExit:
+    """What the graph does when one of its nodes exits on its own (not asked to by a shutdown)."""
+
+    reason: str
+    exit_code: int  # the graph's exit code: 0 for a clean exit, else non-zero
+
+
+def node_exit(name: str, returncode: int) -> NodeExit:
+    """The exit policy of every graph, one for the launch files and `dmil bringup`: every node is
+    required, so any node that exits ends the whole graph; one that exited with an error (a node
+    refusing to start exits 2 with the reason in its log) makes the graph's exit code non-zero: its
+    own code, or 1 when a signal killed it."""
+    if returncode == 0:
+        return NodeExit(f"{name} exited; stopping the graph", 0)
+    how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+    return NodeExit(f"{name} {how} (its log above says why); stopping the graph",
+                    returncode if returncode > 0 else 1)
+
+
 _COMMON_ARGS = (
     LaunchArg("env", "metaworld", "environment family the policy was trained in (kitchen: Franka Kitchen, "
               "joint-velocity commands)", itf.ENV_FAMILIES),
@@ -110,7 +134,7 @@ def _values(kind: str, given: Mapping[str, str]) -> dict[str, str]:
 
 def _params(node: str, values: Mapping[str, str], names: Mapping[str, str]) -> dict[str, Any]:
     """Typed parameter overrides for `node`: parameter name -> launch argument name."""
-    return {p: itf.coerce(itf.param_spec(node, p), values[a]) for p, a in names.items()}
+    return {p: itf.coerce(itf.param_spec(node, p), values[a], arg=a) for p, a in names.items()}
 
 
 def _remaps(pairs: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

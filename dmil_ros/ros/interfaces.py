@@ -20,6 +20,7 @@ Topics (type, QoS)                       publisher -> subscribers
   dmil/policy/skill        Int32         cmd  active sub-skill (plot it in Foxglove / rqt_plot)
   dmil/policy/skill_probs  Float32MultiArray  sub-skill probabilities
   dmil/policy/status       String        latch  "disabled" | "driving" | "refusing: <reason>"
+  dmil/record/status       String        latch  recorder: what is being recorded, messages dropped
 
 Services (all std_srvs)
   dmil/sim/reset        Trigger  sim_bridge: new episode (seed = seed parameter + episode index)
@@ -52,9 +53,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from geometry_msgs.msg import PointStamped, PoseArray, PoseStamped, TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Int32, String
@@ -62,6 +70,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from dmil_ros.core.config import ConfigError
 from dmil_ros.envs.registry import ENV_FAMILIES
+from dmil_ros.ros.guarded import subscribe
 
 # --- QoS ------------------------------------------------------------------------------------------
 # Reliable so that lock-step simulation never loses the one state a step produces; depth 10 absorbs
@@ -133,9 +142,12 @@ def parse_episode_info(text: str) -> dict[str, Any] | None:
     """An EPISODE_INFO payload with `episode` as an int and `start_ns` (0 if absent); None if malformed."""
     try:
         info = json.loads(text)
+        if not isinstance(info, dict):
+            return None
+        # int() of a JSON Infinity / 1e400 (a float inf) raises OverflowError, of NaN ValueError
         info["episode"] = int(info["episode"])
         info["start_ns"] = int(info.get("start_ns", 0))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
     return info
 
@@ -152,6 +164,8 @@ TELEOP_JOINT_VELOCITY = TopicSpec("teleop/joint_velocity_cmd", JointState, COMMA
 SKILL = TopicSpec("dmil/policy/skill", Int32, TRACE_QOS, "index of the active sub-skill")
 SKILL_PROBS = TopicSpec("dmil/policy/skill_probs", Float32MultiArray, TRACE_QOS, "sub-skill probabilities")
 POLICY_STATUS = TopicSpec("dmil/policy/status", String, LATCHED_QOS, "disabled | driving | refusing: <why>")
+RECORD_STATUS = TopicSpec("dmil/record/status", String, LATCHED_QOS,
+                          "recorder: idle | recording <file>: counts and messages dropped (every second)")
 
 # The parts of the robot state the observation is rebuilt from (the recorder also stores the rest).
 STATE_TOPICS = (JOINT_STATES, EE_POSE, OBJECT_POSES, GOAL)
@@ -179,10 +193,10 @@ def subscribe_robot_state(
     task, the episode and the new goal are known before the state they belong to is complete (else
     the first step of an episode is acted on with the previous episode's goal and previous frame)."""
     qos = state_qos(reliability)
-    node.create_subscription(TASK.msg_type, TASK.name, on_task, TASK.qos)
-    node.create_subscription(EPISODE_INFO.msg_type, EPISODE_INFO.name, on_episode, EPISODE_INFO.qos)
+    subscribe(node, TASK.msg_type, TASK.name, on_task, TASK.qos)
+    subscribe(node, EPISODE_INFO.msg_type, EPISODE_INFO.name, on_episode, EPISODE_INFO.qos)
     for spec in SUBSCRIBE_ORDER:
-        node.create_subscription(spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
+        subscribe(node, spec.msg_type, spec.name, lambda m, r=spec.name: on_part(r, m), qos)
 
 
 @dataclass(frozen=True)
@@ -215,6 +229,8 @@ class ParamSpec:
 
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(name=self.name, description=self.description, read_only=not self.dynamic)
+        if isinstance(self.default, tuple):  # a double array, unset by default
+            d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
         if self.range is not None and isinstance(self.default, bool):
             raise TypeError(f"{self.name}: a range makes no sense for a bool")
         if self.range is not None and isinstance(self.default, int):
@@ -230,6 +246,11 @@ class ParamSpec:
 
     def check(self, value: Any) -> str | None:
         """None if `value` is acceptable, else the reason (ranges are also enforced by rclpy)."""
+        if isinstance(self.default, tuple):
+            values = list(value or ())
+            if values and (len(values) != 3 or not all(math.isfinite(v) for v in values)):
+                return f"{self.name}={values} must be 3 finite numbers [x, y, z] (or unset)"
+            return None
         if self.choices and value not in self.choices:
             return f"{self.name}={value!r} is not one of {', '.join(self.choices)}"
         if self.range is not None and not (self.range[0] <= value <= self.range[1]):
@@ -240,7 +261,7 @@ class ParamSpec:
 
 
 _TYPE_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 80.0, not 80)",
-               str: "a string"}
+               str: "a string", tuple: "a list of doubles (write [0.0, 0.5, 1.0])"}
 
 DEFAULT_DEMO_DIR = "~/.dmil/demos"
 # The task a graph runs when the launch argument `task` is left empty.
@@ -275,17 +296,17 @@ SIM_BRIDGE_PARAMS = (
     ParamSpec("rate", 80.0, "real-time mode: physics steps per second (80 = Meta-World's 12.5 ms)",
               range=(1.0, 1000.0)),
     ParamSpec("command_timeout", 0.2, "real-time mode: zero velocity when no twist for this long [s]",
-              range=(0.001, 10.0)),
+              range=(0.001, 10.0), dynamic=True),
     ParamSpec("command_source", "any", "accept commands from the policy, the operator, or any of them",
-              choices=("any", "policy", "teleop")),
+              choices=("any", "policy", "teleop"), dynamic=True),
     ParamSpec("max_episode_steps", 500, "episode horizon in steps", range=(1, 100000)),
-    ParamSpec("end_on_success", True, "the episode is over at the first successful step"),
-    ParamSpec("auto_reset", False, "start the next episode as soon as one is over"),
+    ParamSpec("end_on_success", True, "the episode is over at the first successful step", dynamic=True),
+    ParamSpec("auto_reset", False, "start the next episode as soon as one is over", dynamic=True),
     ParamSpec("heartbeat_rate", 10.0, "republish the (unchanged) state this often while waiting [Hz]",
               range=(0.1, 1000.0)),
     ParamSpec("gripper_grace", 0.02,
               "metaworld lock-step: after a twist, wait this long for its gripper command [s]",
-              range=(0.0, 1.0)),
+              range=(0.0, 1.0), dynamic=True),
     ParamSpec("gripper_joint", "gripper_opening",
               "metaworld: name of the virtual joint carrying the gripper opening"),
     ParamSpec("frame_id", "world", "frame of the published poses"),
@@ -296,24 +317,44 @@ POLICY_PARAMS = (
     *OBSERVATION_PARAMS,
     ParamSpec("checkpoint", "", "checkpoint directory; empty: the shipped one of `env` "
               "(metaworld_ml10, kitchen/no_top_burner)"),
-    ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)"),
+    ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)", dynamic=True),
     ParamSpec("trigger", "state", "state: act on each new complete state (all parts share one stamp); "
               "timer: act at `rate` on the latest parts", choices=("state", "timer")),
     ParamSpec("rate", 80.0, "timer mode: control rate; both modes: watchdog rate [Hz]", range=(1.0, 2000.0)),
     ParamSpec("state_timeout", 0.25, "zero command when no complete state arrived for this long [s]",
-              range=(0.001, 10.0)),
-    ParamSpec("max_linear_speed", 0.8, "metaworld: clamp of each commanded linear velocity component [m/s] "
+              range=(0.001, 10.0), dynamic=True),
+    ParamSpec("stale_zero_duration", 0.5, "on stale state, publish zero commands for this long [s], then "
+              "nothing until state returns (a driver/Servo then sees the stream stop and halts); the "
+              "gripper gets no command meanwhile and holds its last one", range=(0.0, 60.0), dynamic=True),
+    ParamSpec("max_linear_speed", 0.8, "metaworld: limit of the commanded linear velocity's norm [m/s] "
               "(kitchen: joint velocities are clipped to the env's +-2 rad/s)",
-              range=(0.0, 10.0)),
-    ParamSpec("frame_id", "world", "frame of the published twist"),
-    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task"),
+              range=(0.0, 10.0), dynamic=True),
+    ParamSpec("workspace_min", (), "lower corner [x, y, z] of the box the end effector, objects and goal "
+              "must lie in [m, frame of the state]; unset: the env's (dmil_ros/ros/embodiment.py)",
+              dynamic=True),
+    ParamSpec("workspace_max", (), "upper corner [x, y, z] of that box; unset: the env's", dynamic=True),
+    ParamSpec("max_joint_position", 0.0, "refuse joint positions beyond +- this [rad or m]; 0: the env's",
+              range=(0.0, 1e6), dynamic=True),
+    ParamSpec("max_clock_skew", 1.0, "refuse a state whose stamp is further than this from the node's clock "
+              "[s] (future: always; past: not against a lock-step sim, which waits for its command); "
+              "0: stamps are not judged", range=(0.0, 1e6), dynamic=True),
+    ParamSpec("max_angular_speed", 1.0, "metaworld: limit of the commanded angular velocity's norm "
+              "[rad/s] (the policy commands none: Meta-World's hand does not turn)", range=(0.0, 10.0),
+              dynamic=True),
+    ParamSpec("frame_id", "world", "frame of the published twist", dynamic=True),
+    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task",
+              dynamic=True),
     ParamSpec("max_demos", 3, "adapt on the newest N demos of the task (dynamic: `ros2 param set "
               "/policy_node max_demos 1`; applies to the next dmil/adapt)", range=(1, 100), dynamic=True),
     ParamSpec("adapt_steps", -1, "adaptation steps (HI + LI each); -1: the checkpoint's adapt config",
-              range=(-1, 1000)),
+              range=(-1, 1000), dynamic=True),
     ParamSpec("adapt_lr", 0.0, "adaptation step size of both levels; 0: the checkpoint's adapt config",
-              range=(0.0, 10.0)),
+              range=(0.0, 10.0), dynamic=True),
     ParamSpec("torch_threads", 1, "torch intra-op threads (1 keeps control latency low)", range=(1, 256)),
+    ParamSpec("adapt_threads", 1, "torch threads of the adaptation worker process (it runs niced, below "
+              "the control loop)", range=(1, 256)),
+    ParamSpec("prestart_adapt_worker", False, "start the adaptation worker process with the node (in the "
+              "background), so the first dmil/adapt does not wait for it; otherwise at the first one"),
     ParamSpec("realtime_priority", 0, "SCHED_FIFO priority of the node's threads (Linux; needs root, "
               "CAP_SYS_NICE or an rtprio limit; adaptation runs at normal priority); 0: normal "
               "scheduler. If it cannot be set the node logs why and runs normally", range=(0, 99)),
@@ -323,21 +364,22 @@ RECORDER_PARAMS = (
     *COMMON_PARAMS,
     ParamSpec("state_reliability", "reliable", "QoS reliability of the recorded state subscriptions",
               choices=("reliable", "best_effort")),
-    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "demos go to <demo_dir>/<task>/demo-*.mcap"),
+    ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "demos go to <demo_dir>/<task>/demo-*.mcap", dynamic=True),
     ParamSpec("adapt_timeout", 120.0, "give up waiting for the policy node's adaptation [s]",
-              range=(1.0, 3600.0)),
+              range=(1.0, 3600.0), dynamic=True),
 )
 
 TELEOP_PARAMS = (
     *COMMON_PARAMS,
     *OBSERVATION_PARAMS,
     ParamSpec("enabled", True, "operate from the start (otherwise call dmil/teleop/enable)"),
-    ParamSpec("frame_id", "world", "frame of the published twist"),
+    ParamSpec("frame_id", "world", "frame of the published twist", dynamic=True),
     ParamSpec("command_subscribers", 2,
               "dmil/teleop/enable waits until the operator command publishers are matched with this many "
               "subscribers (sim graph: sim_bridge + demo_recorder; 0: don't wait), up to match_timeout",
-              range=(0, 100)),
-    ParamSpec("match_timeout", 5.0, "longest wait for command_subscribers at enable [s]", range=(0.0, 60.0)),
+              range=(0, 100), dynamic=True),
+    ParamSpec("match_timeout", 5.0, "longest wait for command_subscribers at enable [s]", range=(0.0, 60.0),
+              dynamic=True),
 )
 
 NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
@@ -355,31 +397,52 @@ def param_spec(node: str, name: str) -> ParamSpec:
     raise KeyError(f"{node} has no parameter {name!r}")
 
 
-def coerce(spec: ParamSpec, text: Any) -> Any:
-    """A launch-argument string (or value) as the parameter's type; raises ConfigError."""
+# What a launch argument (always a string) must look like to become a parameter of that type: unlike a
+# params file, `rate:=80` is fine for a double.
+_ARG_TYPE_NAMES = {bool: "true or false", int: "an integer (e.g. 3)", float: "a number (e.g. 80 or 80.0)",
+                   str: "a string"}
+
+
+def coerce(spec: ParamSpec, text: Any, arg: str | None = None) -> Any:
+    """A launch-argument string (or value) as the parameter's type; raises ConfigError with a one-line
+    reason naming the launch argument `arg` (default: the parameter's name)."""
+    given = f"{arg or spec.name}:={text}"
     if not isinstance(text, str) or isinstance(spec.default, str):
         value = text
     elif isinstance(spec.default, bool):
         low = text.strip().lower()
         if low not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
-            raise ConfigError(f"{spec.name}: {text!r} is not a bool (true/false)")
+            raise ConfigError(f"{given} is not {_ARG_TYPE_NAMES[bool]}")
         value = low in ("true", "1", "on", "yes")
     else:
         try:
-            value = type(spec.default)(text)
+            value = type(spec.default)(text.strip())
         except ValueError:
-            raise ConfigError(f"{spec.name}: {text!r} is not {_TYPE_NAMES[type(spec.default)]}") from None
+            raise ConfigError(f"{given} is not {_ARG_TYPE_NAMES[type(spec.default)]}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{given} is not a finite number")
     problem = spec.check(value)
     if problem:
-        raise ConfigError(problem)
+        lo_hi = f"[{spec.range[0]:g}, {spec.range[1]:g}]" if spec.range is not None else ""
+        raise ConfigError(f"{given} is outside {lo_hi}" if lo_hi and "outside" in problem else problem)
     return value
 
 
-def follow_dynamic_parameters(node: Node, specs: Sequence[ParamSpec], values: dict[str, Any]) -> None:
+def follow_dynamic_parameters(
+    node: Node, specs: Sequence[ParamSpec], values: dict[str, Any],
+    validate: Callable[[dict[str, Any]], str | None] | None = None,
+    applied: Callable[[set[str]], None] | None = None,
+) -> None:
     """Keep `values` (as returned by declare_parameters) up to date with `ros2 param set` on the dynamic
     parameters of `specs`, each checked like at startup (rclpy also enforces the descriptor: read-only,
-    type, range); a bad value is rejected with the reason."""
+    type, range); a bad value is rejected with the reason and the old value kept.
+
+    `validate(prospective values)` may refuse a combination (a reason, or None); `applied(names)` runs
+    after `values` took the new ones (the node rebuilds what depends on them)."""
     dynamic = {spec.name: spec for spec in specs if spec.dynamic}
+
+    def new_value(prm: Any) -> Any:
+        return tuple(prm.value or ()) if isinstance(dynamic[prm.name].default, tuple) else prm.value
 
     def check(params: list[Any]) -> SetParametersResult:
         for prm in params:
@@ -387,12 +450,20 @@ def follow_dynamic_parameters(node: Node, specs: Sequence[ParamSpec], values: di
             problem = spec.check(prm.value) if spec is not None else None
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
+        if validate is not None:
+            problem = validate({**values, **{p.name: new_value(p) for p in params if p.name in dynamic}})
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
 
     def apply(params: list[Any]) -> None:
+        changed = set()
         for prm in params:
             if prm.name in dynamic:
-                values[prm.name] = prm.value
+                values[prm.name] = new_value(prm)
+                changed.add(prm.name)
+        if changed and applied is not None:
+            applied(changed)
 
     node.add_on_set_parameters_callback(check)
     node.add_post_set_parameters_callback(apply)
@@ -405,7 +476,10 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> dict[str, Any]
     problems: list[str] = []
     for spec in specs:
         try:
-            value = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            default = Parameter.Type.DOUBLE_ARRAY if isinstance(spec.default, tuple) else spec.default
+            value = node.declare_parameter(spec.name, default, spec.descriptor()).value
+            if isinstance(spec.default, tuple):
+                value = tuple(value or ())
         except InvalidParameterTypeException:
             problems.append(f"{spec.name} must be {_TYPE_NAMES[type(spec.default)]}")
             continue

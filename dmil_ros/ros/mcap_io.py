@@ -1,8 +1,11 @@
 """Demonstrations on disk: one MCAP file per demo (ros2 profile, CDR; readable by ros2 bag and Foxglove).
 
-Writing: `DemoWriter` streams messages into `<name>.mcap.part` and renames it to `<name>.mcap` only
-when the demo is finalized, so a recorder killed mid-demo leaves a `.part` file next to intact
-earlier demos, and nothing ever reads a half-written demo. A metadata record "dmil_ros" stores the
+Writing: `DemoWriter` streams messages into `<name>.mcap.part` (one record each, flushed at least
+every second) and renames it to `<name>.mcap` only when the demo is finalized, so a recorder killed
+mid-demo leaves a readable `.part` next to intact earlier demos, and nothing ever adapts on a
+half-written demo: `recover_part` turns a leftover `.part` into `<name>.mcap.recovered` (a complete
+MCAP of what was written, for inspection; not listed by `list_demos`), or moves an unreadable one
+aside as `.part.unreadable`. A metadata record "dmil_ros" stores the
 task and the topic each role was recorded from (topics may be remapped on a robot).
 
 Reading: `demo_from_mcap` rebuilds the core `Demo` with the policy node's own observation mapping:
@@ -19,6 +22,7 @@ import importlib
 import math
 import os
 import re
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +32,12 @@ from typing import Any
 import numpy as np
 from mcap.exceptions import McapError
 from mcap.reader import make_reader
+from mcap.records import Channel, Message, Metadata, Schema
+from mcap.stream_reader import StreamReader
+from mcap.well_known import MessageEncoding, SchemaEncoding
+from mcap.writer import Writer as McapWriter
 from mcap_ros2.decoder import DecoderFactory
-from mcap_ros2.writer import Writer
+from rclpy.serialization import serialize_message
 
 from dmil_ros.core.data import Demo
 from dmil_ros.ros import interfaces as itf
@@ -109,30 +117,58 @@ def msgdef_text(msg_type: Any) -> str:
 
 
 # --- writing --------------------------------------------------------------------------------------
+FLUSH_PERIOD = 1.0  # [s] the longest a written message waits in the process before it is on its way to disk
+
+
 class DemoWriter:
-    """One demonstration being recorded. Call `finish()` to publish it under its final name."""
+    """One demonstration being recorded. Call `finish()` to publish it under its final name.
+
+    Written incrementally: every message goes out as its own MCAP record (no chunk held in memory) and
+    the file is flushed to the OS at least every FLUSH_PERIOD (on `write`, and by the recorder's timer
+    through `flush`), so a recorder killed mid-demo leaves a `.part` holding everything up to the last
+    second, readable with `read_partial` (`recover_part` finalizes it). Messages are CDR-serialized by
+    rclpy (rosbag2's encoding); `write_serialized` takes bytes straight from a raw subscription."""
 
     def __init__(self, path: Path, metadata: dict[str, str]) -> None:
         self.path = Path(path)
         self.part_path = self.path.with_name(self.path.name[: -len(SUFFIX)] + PART_SUFFIX)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.part_path, "wb")  # noqa: SIM115 - closed in finish()
-        self._writer = Writer(self._file)
+        self._writer = McapWriter(self._file, use_chunking=False)
+        self._writer.start(profile="ros2", library=f"dmil_ros {_version()}")
         self._writer.add_metadata(METADATA_NAME, {k: str(v) for k, v in metadata.items()})
-        self._schemas: dict[str, Any] = {}
+        self._schemas: dict[type, int] = {}
+        self._channels: dict[str, int] = {}
         self.counts: dict[str, int] = {}
+        self.flush()
 
     def write(self, topic: str, msg: Any, log_time_ns: int | None = None) -> None:
-        name = _type_name(type(msg))
-        schema = self._schemas.get(name)
-        if schema is None:
-            schema = self._schemas[name] = self._writer.register_msgdef(name, msgdef_text(type(msg)))
-        self._writer.write_message(topic, schema, msg, log_time=log_time_ns or time.time_ns(),
-                                   sequence=self.counts.get(topic, 0))
+        self.write_serialized(topic, type(msg), serialize_message(msg), log_time_ns)
+
+    def write_serialized(self, topic: str, msg_type: type, data: bytes,
+                         log_time_ns: int | None = None) -> None:
+        channel = self._channels.get(topic)
+        if channel is None:
+            schema = self._schemas.get(msg_type)
+            if schema is None:
+                schema = self._schemas[msg_type] = self._writer.register_schema(
+                    _type_name(msg_type), SchemaEncoding.ROS2, msgdef_text(msg_type).encode())
+            channel = self._writer.register_channel(topic, MessageEncoding.CDR, schema)
+            self._channels[topic] = channel
+        now = time.time_ns()
+        self._writer.add_message(channel, log_time=log_time_ns or now, data=bytes(data), publish_time=now,
+                                 sequence=self.counts.get(topic, 0))
         self.counts[topic] = self.counts.get(topic, 0) + 1
+        if time.monotonic() - self._flushed >= FLUSH_PERIOD:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what was written to the OS (a killed process loses nothing flushed; power loss may)."""
+        self._file.flush()
+        self._flushed = time.monotonic()
 
     def finish(self, path: Path | None = None) -> Path:
-        """Write the MCAP footer, fsync and rename into place (atomically)."""
+        """Write the MCAP summary and footer, fsync and rename into place (atomically)."""
         final = Path(path) if path is not None else self.path
         self._writer.finish()
         self._file.flush()
@@ -145,6 +181,19 @@ class DemoWriter:
     def discard(self) -> None:
         self._file.close()
         self.part_path.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """Stop writing but keep the `.part` (what reached it stays recoverable with recover_part)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
+
+
+def _version() -> str:
+    from dmil_ros import __version__
+
+    return __version__
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -212,6 +261,92 @@ def read_messages(path: str | Path) -> Iterator[RecordedMessage]:
         raise DemoFileError(f"{path} is corrupt or unreadable: {type(e).__name__}: {e}") from e
     except Exception as e:  # the CDR decoder raises assorted errors on garbage bytes
         raise DemoFileError(f"{path} is corrupt or unreadable: {type(e).__name__}: {e}") from e
+
+
+@dataclass
+class PartialDemo:
+    """What a `.part` file holds up to its last complete record (the writer may have been killed)."""
+
+    metadata: dict[str, str]
+    schemas: dict[int, Schema]
+    channels: dict[int, Channel]
+    messages: list[Message]
+
+
+def read_partial(path: str | Path) -> PartialDemo:
+    """Every complete record of a possibly truncated demo file, in file order; DemoFileError if not even
+    the MCAP header is there."""
+    demo = PartialDemo({}, {}, {}, [])
+    with open(path, "rb") as f:
+        try:
+            records = StreamReader(f, skip_magic=False).records
+            for record in records:
+                if isinstance(record, Schema):
+                    demo.schemas[record.id] = record
+                elif isinstance(record, Channel):
+                    demo.channels[record.id] = record
+                elif isinstance(record, Message) and record.channel_id in demo.channels:
+                    demo.messages.append(record)
+                elif isinstance(record, Metadata) and record.name == METADATA_NAME:
+                    demo.metadata = dict(record.metadata)
+        except (McapError, EOFError, ValueError, struct.error) as e:
+            if not demo.schemas and not demo.metadata:
+                raise DemoFileError(f"{path} holds no readable MCAP data: {type(e).__name__}: {e}") from e
+            # else: the truncated end of an interrupted recording; everything before it is kept
+    return demo
+
+
+def decode_partial(demo: PartialDemo) -> Iterator[tuple[str, int, Any]]:
+    """(topic, log time, decoded message) of a partial demo's messages."""
+    factory = DecoderFactory()
+    for message in demo.messages:
+        channel = demo.channels[message.channel_id]
+        decoder = factory.decoder_for(channel.message_encoding, demo.schemas.get(channel.schema_id))
+        if decoder is not None:
+            yield channel.topic, message.log_time, decoder(message.data)
+
+
+def recover_part(part: Path) -> tuple[Path, str]:
+    """A leftover `<name>.mcap.part` made safe: what it holds written out as a complete MCAP
+    `<name>.mcap.recovered` (readable by any tool; never adapted on unless the operator renames it to
+    .mcap), or, if nothing is readable, the file moved aside as `<name>.mcap.part.unreadable`. Returns
+    the new path and a line for the log."""
+    base = part.name[: -len(PART_SUFFIX)]
+    try:
+        demo = read_partial(part)
+    except (DemoFileError, OSError) as e:
+        aside = part.with_name(part.name + ".unreadable")
+        os.replace(part, aside)
+        return aside, f"moved the unreadable leftover {part.name} aside as {aside.name} ({e})"
+    target = part.with_name(base + SUFFIX + ".recovered")
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as f:
+        writer = McapWriter(f, use_chunking=False)
+        writer.start(profile="ros2", library=f"dmil_ros {_version()} (recovered)")
+        writer.add_metadata(METADATA_NAME, {**demo.metadata, "recovered_from": part.name})
+        ids = {sid: writer.register_schema(sc.name, sc.encoding, sc.data) for sid, sc in demo.schemas.items()}
+        chans = {cid: writer.register_channel(ch.topic, ch.message_encoding, ids.get(ch.schema_id, 0),
+                                              ch.metadata) for cid, ch in demo.channels.items()}
+        for m in demo.messages:
+            writer.add_message(chans[m.channel_id], log_time=m.log_time, data=m.data,
+                               publish_time=m.publish_time, sequence=m.sequence)
+        writer.finish()
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    part.unlink()
+    _fsync_dir(part.parent)
+    return target, (f"recovered the interrupted recording {part.name} ({len(demo.messages)} messages) as "
+                    f"{target.name}; not used for adaptation: inspect it, and rename it to {base}{SUFFIX} "
+                    "to use it")
+
+
+def leftover_parts(demo_dir: str | Path) -> list[Path]:
+    """`.mcap.part` files in the task folders of `demo_dir` (recordings that never finished)."""
+    root = Path(os.path.expanduser(str(demo_dir)))
+    if not root.is_dir():
+        return []
+    return sorted(p for d in root.iterdir() if d.is_dir() for p in d.glob("*" + PART_SUFFIX) if p.is_file())
 
 
 def track_state(rec: RecordedMessage, sync: StateSync, by_stamp: dict[int, Any]) -> bool:
@@ -295,4 +430,18 @@ def demo_from_mcap(path: str | Path, mapping: Any) -> Demo:
     path = Path(path)
     if not path.is_file():
         raise DemoFileError(f"{path} does not exist")
+    check_recorded_task(path, mapping.task)
     return embodiment_of(mapping).demo_from_messages(list(read_messages(path)), mapping, name=path.name)
+
+
+def check_recorded_task(path: Path, task: str) -> None:
+    """DemoFileError naming the file unless its metadata says it is a demo of `task`: a demo of another
+    task (copied into this task's folder, or recorded while the task topic said otherwise) must not be
+    adapted on without a word."""
+    recorded = read_metadata(path).get("task")
+    if recorded is None:
+        raise DemoFileError(f"{path.name} records no task (no '{METADATA_NAME}' metadata with a task); "
+                            f"not used for {task}")
+    if recorded != task:
+        raise DemoFileError(f"{path.name} is a demo of {recorded}, not of {task}; move it to {recorded}'s "
+                            "folder or delete it")

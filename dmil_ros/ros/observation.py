@@ -161,15 +161,28 @@ class ObservationBuilder:
         return obs
 
 
+def clamp_norm(vector: np.ndarray, limit: float) -> np.ndarray:
+    """`vector` scaled down (direction kept) so that its Euclidean norm is at most `limit`: a speed
+    limit holds along a diagonal too (a per-axis clip lets sqrt(3) x the limit through)."""
+    norm = float(np.linalg.norm(vector))
+    return vector * (limit / norm) if norm > limit else vector
+
+
 def action_to_command(
-    action: np.ndarray, stamp: Time, frame_id: str, max_linear_speed: float = math.inf
+    action: np.ndarray, stamp: Time, frame_id: str, max_linear_speed: float = math.inf,
+    max_angular_speed: float = math.inf, angular: np.ndarray | None = None,
 ) -> tuple[TwistStamped, Float64]:
-    """Env action -> (ee twist in m/s, gripper effort); each linear component clamped to the limit."""
+    """Env action -> (ee twist in m/s, gripper effort); the linear velocity's norm clamped to
+    `max_linear_speed`, the angular one's (zero for Meta-World, whose hand does not turn) to
+    `max_angular_speed`."""
     velocity, gripper = mw.ee_velocity_from_action(np.asarray(action, dtype=np.float64))
-    velocity = np.clip(velocity, -max_linear_speed, max_linear_speed)
+    velocity = clamp_norm(velocity, max_linear_speed)
+    rotation = np.zeros(3) if angular is None else np.asarray(angular, np.float64)
+    rotation = clamp_norm(rotation, max_angular_speed)
     twist = TwistStamped()
     twist.header.stamp, twist.header.frame_id = stamp, frame_id
     twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in velocity)
+    twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (float(v) for v in rotation)
     return twist, Float64(data=gripper)
 
 

@@ -6,15 +6,22 @@ hand-off cost):
   one stamp) the moment its last part arrives; the command carries the state's stamp.
 - trigger=timer: act at `rate` Hz on the latest parts, each fresher than `state_timeout`.
 - watchdog (both): enabled and no complete state for `state_timeout` -> zero velocity, with the reason
-  (only the reason while no state part was ever received: nothing was commanded yet).
+  (only the reason while no state part was ever received: nothing was commanded yet), for at most
+  `stale_zero_duration`; then nothing is published until a state comes back, so a driver or MoveIt
+  Servo sees the command stream stop and its own timeout halts the arm. No gripper command is sent
+  meanwhile: the gripper holds its last command (opening or closing it blind could drop the object).
   Against a lock-step sim (episode_info says lock_step) the watchdog and disabling publish no zero
   twist: such a sim holds still without commands, and would take any twist as the command for its
   current state, i.e. step the episode with a velocity the policy never chose for it.
+- speed limits: the norm of the commanded linear velocity is clamped to `max_linear_speed` (direction
+  kept), the angular one's to `max_angular_speed`.
 - a state older than the current episode's first state (episode_info start_ns) is a leftover of the
   previous episode (a reset raced the enable) and is not acted on.
 A task the node cannot map (not a task of `env`) is refused at start (exit 2); named on the latched
 `task` topic, it stops the policy driving (zero commands, adaptation refused) until a known one comes.
-A state that cannot be used (wrong-length/NaN joint states, missing object poses, ...) is refused:
+A state that cannot be used (wrong-length/NaN joint states, missing object poses, a position outside
+the workspace box or a joint beyond max_joint_position (dmil_ros/ros/workspace.py), a stamp further
+than max_clock_skew from the node's clock, ...) is refused:
 zero velocity, the reason logged and published on dmil/policy/status; the node never crashes on data.
 Outputs: twist + gripper command (gripper first: a lock-step sim steps on the twist), the active
 sub-skill (Int32) and the sub-skill probabilities (Float32MultiArray). With env=kitchen the command
@@ -22,11 +29,15 @@ is one JointState of joint velocities on dmil/policy/joint_velocity_cmd instead,
 is the kitchen's (dmil_ros/ros/embodiment.py); the default checkpoint is then kitchen/no_top_burner.
 
 Adaptation (dmil/policy/adapt, Trigger): an async service callback hands the work to a worker
-thread: the newest `max_demos` demos of the current task from <demo_dir>/<task>/ ->
+process (dmil_ros/ros/adapt_worker.py; spawned at the first adaptation, reused; niced, `adapt_threads`
+torch threads): the newest `max_demos` demos of the current task from <demo_dir>/<task>/ ->
 core.adaptation.adapt, starting from the loaded (meta-learned) hierarchy. The control loop keeps
-acting with the old hierarchy meanwhile; an accepted result is swapped in on the executor thread with
-one reference assignment (atomic between two control steps), a diverged one is refused with its
-reason. A second request while one runs is refused. A task switch reverts to the loaded hierarchy.
+acting with the old hierarchy meanwhile, without sharing the GIL with the adaptation; progress goes
+out on dmil/policy/status ("adapting to <task>: step i/N, loss L", at most twice a second). An
+accepted result is swapped in on the executor thread with one reference assignment (atomic between
+two control steps); a diverged, refused or failed one (a worker that died included) keeps the old
+hierarchy, with the reason. A second request while one runs is refused. A task switch reverts to the
+loaded hierarchy.
 """
 
 from __future__ import annotations
@@ -42,26 +53,28 @@ import torch
 from geometry_msgs.msg import TwistStamped
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.task import Future
 from std_msgs.msg import Float32MultiArray, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
 
-from dmil_ros.core.adaptation import adapt
 from dmil_ros.core.checkpoint import CheckpointError, load_checkpoint
 from dmil_ros.core.config import AdaptConfig
-from dmil_ros.core.data import DemoError
 from dmil_ros.core.hierarchy import Hierarchy, ObservationError
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.actor import Actor
+from dmil_ros.ros.adapt_worker import AdaptJob, AdaptWorker, hierarchy_from
 from dmil_ros.ros.checkpoint_path import resolve_checkpoint
 from dmil_ros.ros.embodiment import embodiment_for
-from dmil_ros.ros.mcap_io import DemoFileError, demo_from_mcap, list_demos, task_dir
+from dmil_ros.ros.mcap_io import DemoFileError, check_recorded_task, list_demos, task_dir
 from dmil_ros.ros.observation import ObservationMapping, StateError
 from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
+from dmil_ros.ros.workspace import Workspace, workspace_from_params
 
 NAME = "policy_node"
+PRESTART_DELAY = 5.0  # [s] after start-up, the adaptation worker starts (prestart_adapt_worker)
 
 
 def load_policy(param: str, env: str = "metaworld") -> tuple[Hierarchy, str, AdaptConfig]:
@@ -98,12 +111,15 @@ class PolicyNode(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.POLICY_PARAMS)
-        itf.follow_dynamic_parameters(self, itf.POLICY_PARAMS, self.p)  # max_demos
+        # `ros2 param set` on the dynamic ones (speed limits, timeouts, workspace, adaptation budget,
+        # enabled, ...): checked, applied by _params_changed
+        itf.follow_dynamic_parameters(self, itf.POLICY_PARAMS, self.p, self._check_params,
+                                      self._params_changed)
         torch.set_num_threads(self.p["torch_threads"])
         self._blas_limits = _limit_blas_threads(self.p["torch_threads"])
         self._emb = embodiment_for(self.p["env"])  # observation + command mapping of the env family
-        self._base, self._checkpoint, trained_adapt = load_policy(self.p["checkpoint"], self.p["env"])
-        self._adapt_cfg = adapt_config(trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
+        self._base, self._checkpoint, self._trained_adapt = load_policy(self.p["checkpoint"], self.p["env"])
+        self._adapt_cfg = adapt_config(self._trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
         self._base_actor = Actor(self._base)
         self._actors: dict[int, Actor] = {}
         self._hierarchy = self._base  # swapped by reference: the control loop reads it once per cycle
@@ -113,18 +129,29 @@ class PolicyNode(Node):
         self._mapping = self._make_mapping(self._task)  # ConfigError (refuse to start) for an unknown task
         self._task_error = ""  # set while the latched `task` topic names a task this node cannot map
         self._builder = self._emb.builder(self._mapping)
+        self._workspace = self._make_workspace()
         self._sync = StateSync()
         self._enabled = bool(self.p["enabled"])
         self._last_acted: int | None = None
         self._last_complete = -math.inf
         self._last_command: tuple[Float64 | None, TwistStamped] | None = None
         self._last_sent = -math.inf
+        self._stale_since: float | None = None  # when the watchdog began sending zeros (stale state)
         self._episode: int | None = None
         self._episode_start = 0  # stamp [ns] of the current episode's first state (episode_info)
         self._lock_step = False  # the sim steps once per command (episode_info)
         self._status = ""
+        self._control_status = ""  # what the control loop last reported (progress lines aside)
         self._last_reason = ""
         self._adapting = False  # only touched on the executor thread
+        # Adaptation runs in a worker process (dmil_ros/ros/adapt_worker.py), started at the first one.
+        self._adapt_worker = AdaptWorker(self.p["adapt_threads"], self._on_adapt_progress)
+        self._job = 0
+        self._adapting_task = ""
+        self._progress: tuple[str, int, int, float] | None = None
+        self._progress_wake = self.create_guard_condition(self._publish_progress)
+        if self.p["prestart_adapt_worker"]:  # a little later: not while the rest of the graph starts up
+            self._prestart_timer = self.create_timer(PRESTART_DELAY, self._prestart_worker)
 
         # Everything runs on one executor thread (rclpy's multi-threaded executor costs milliseconds per
         # callback); only the adapt service is reentrant, so a second request is answered while the
@@ -139,10 +166,7 @@ class PolicyNode(Node):
             for spec in (self._emb.policy_command, itf.POLICY_GRIPPER, itf.SKILL, itf.SKILL_PROBS,
                          itf.POLICY_STATUS))
         # timer mode: the control loop; state mode: only the watchdog, a few checks per timeout suffice
-        period = 1.0 / self.p["rate"]
-        if self.p["trigger"] == "state":
-            period = max(period, self.p["state_timeout"] / 5)
-        self.create_timer(period, self._tick)
+        self._timer = self.create_timer(self._tick_period(), self._tick)
         self.create_service(SetBool, itf.POLICY_ENABLE.name, self._on_enable)
         self.create_service(Trigger, itf.POLICY_REVERT.name, self._on_revert)
         self.create_service(Trigger, itf.POLICY_ADAPT.name, self._on_adapt, callback_group=adapting)
@@ -171,6 +195,54 @@ class PolicyNode(Node):
         actor = self._base_actor if hierarchy is self._base else self._actors.get(id(hierarchy))
         self._actor = actor if actor is not None and actor.hierarchy is hierarchy else Actor(hierarchy)
         self._actors = {}
+
+    def _tick_period(self) -> float:
+        """timer mode: the control loop's; state mode: only the watchdog's, a few checks per timeout."""
+        period = 1.0 / self.p["rate"]
+        return max(period, self.p["state_timeout"] / 5) if self.p["trigger"] == "state" else period
+
+    def _check_params(self, values: dict[str, Any]) -> str | None:
+        """Combinations a single parameter's range cannot rule out (the workspace box)."""
+        try:
+            workspace_from_params(self._emb.workspace, values["workspace_min"], values["workspace_max"],
+                                  values["max_joint_position"])
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def _params_changed(self, names: set[str]) -> None:
+        """Runs on the executor thread after `ros2 param set`: rebuild what depends on the new values."""
+        if names & {"workspace_min", "workspace_max", "max_joint_position"}:
+            self._workspace = self._make_workspace()
+        if names & {"adapt_steps", "adapt_lr"}:
+            self._adapt_cfg = adapt_config(self._trained_adapt, self.p["adapt_steps"], self.p["adapt_lr"])
+        if "state_timeout" in names:
+            self._timer.timer_period_ns = int(self._tick_period() * 1e9)
+        if "enabled" in names:
+            self._apply_enabled(bool(self.p["enabled"]))
+        self.get_logger().info("parameters set: " + ", ".join(f"{n}={self.p[n]!r}" for n in sorted(names)))
+
+    def _make_workspace(self) -> Workspace:
+        try:
+            p = self.p
+            return workspace_from_params(self._emb.workspace, p["workspace_min"], p["workspace_max"],
+                                         p["max_joint_position"])
+        except ValueError as e:
+            raise itf.ConfigError(str(e)) from None
+
+    def _check_stamp(self, stamp: int) -> None:
+        """StateError for a state stamped too far from this node's clock (max_clock_skew; 0: off)."""
+        skew = self.p["max_clock_skew"]
+        if skew <= 0:
+            return
+        ahead = (stamp - self.get_clock().now().nanoseconds) * 1e-9
+        if ahead > skew:
+            raise StateError(f"state stamped in the future of this node's clock by more than max_clock_skew "
+                             f"({skew:g} s): clocks not synchronised?")
+        # A lock-step sim holds its state (and its stamp) until it gets a command: age means nothing there.
+        if -ahead > skew and not self._lock_step:
+            raise StateError(f"state stamped longer ago than max_clock_skew ({skew:g} s): clocks not "
+                             "synchronised, or the state is stale")
 
     def _make_mapping(self, task: str) -> ObservationMapping:
         return self._emb.mapping(task, self.p["gripper_joint"], self.p["gripper_scale"],
@@ -208,18 +280,29 @@ class PolicyNode(Node):
             return
         problem = self._sync.problem(now, timeout, exact=self.p["trigger"] == "state")
         self._builder.reset()  # continuity is broken: the next good state starts a new sequence
+        reason = problem or f"stale state: no complete state within {timeout:.3g} s"
         # No zero twist to a lock-step sim, nor before anything was heard from the robot (the timer can
         # fire before the first messages are taken, and it never commanded anything yet anyway).
-        self._refuse(problem or f"stale state: no complete state within {timeout:.3g} s",
-                     command=self._sync.received_any and not self._lock_step)
+        command = self._sync.received_any and not self._lock_step
+        if command:
+            # Zeros for stale_zero_duration, then silence: a driver/Servo must see the stream stop
+            # (its own timeout halts the arm) rather than a live stream of zeros forever.
+            if self._stale_since is None:
+                self._stale_since = now
+            if now - self._stale_since > self.p["stale_zero_duration"]:
+                command = False
+                reason += f"; command stream stopped after {self.p['stale_zero_duration']:.3g} s of zeros"
+        self._refuse(reason, command=command)
 
     def _act(self, state: StateSet, stamp: Any) -> None:
         if self._task_error:
             self._refuse(self._task_error, stamp)
             return
         try:
+            self._check_stamp(state.stamp_ns)
             robot = self._emb.robot_state_from_msgs(self._mapping, state.joints, state.ee, state.objects,
                                                     state.goal)
+            self._workspace.check(robot)
             obs = self._builder.observe(robot)
             action, skill, probs = self._actor.act(obs)
             if not np.isfinite(action).all():
@@ -229,8 +312,9 @@ class PolicyNode(Node):
             self._refuse(str(e), stamp)
             return
         twist, gripper = self._emb.action_to_command(action, stamp, self.p["frame_id"],
-                                                     self.p["max_linear_speed"])
+                                                     self.p["max_linear_speed"], self.p["max_angular_speed"])
         self._send(gripper, twist)
+        self._stale_since = None
         self._pub_skill.publish(Int32(data=int(skill)))
         self._pub_probs.publish(Float32MultiArray(data=[float(v) for v in probs]))
         self._last_reason = ""
@@ -259,6 +343,7 @@ class PolicyNode(Node):
         self._set_status(f"refusing: {reason}")
 
     def _set_status(self, status: str) -> None:
+        self._control_status = status
         if status != self._status:
             self._status = status
             self._pub_status.publish(String(data=status))
@@ -293,10 +378,21 @@ class PolicyNode(Node):
 
     # --- services -----------------------------------------------------------------------------
     def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
-        self._enabled = bool(req.data)
+        """The `enabled` parameter set through a service: one path for both (_apply_enabled)."""
+        result = self.set_parameters([Parameter("enabled", value=bool(req.data))])[0]
+        adapted = f"adapted to {self._adapted_for}" if self._adapted_for else "not adapted"
+        res.success = result.successful
+        res.message = (f"policy {'enabled' if self._enabled else 'disabled'} ({self._checkpoint}, {adapted})"
+                       if result.successful else result.reason)
+        self.get_logger().info(res.message)
+        return res
+
+    def _apply_enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
         if self._enabled:
             self._builder.reset()
             self._last_acted = None
+            self._stale_since = None  # a stale period before is over: zeros again first
             self._last_reason = ""
             self._set_status("driving")
             state = self._sync.exact() if self.p["trigger"] == "state" else None
@@ -309,11 +405,6 @@ class PolicyNode(Node):
                 self._send(None, self._emb.zero_command(self.get_clock().now().to_msg(), self.p["frame_id"]))
             self._last_command = None
             self._set_status("disabled")
-        adapted = f"adapted to {self._adapted_for}" if self._adapted_for else "not adapted"
-        res.success = True
-        res.message = f"policy {'enabled' if self._enabled else 'disabled'} ({self._checkpoint}, {adapted})"
-        self.get_logger().info(res.message)
-        return res
 
     def _on_revert(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self._hierarchy, self._adapted_for = self._base, None
@@ -332,6 +423,7 @@ class PolicyNode(Node):
             return res
         self._adapting = True
         task, mapping = self._task, self._mapping
+        self._adapting_task, self._progress = task, None
         done: Future = Future()
         wake = self.create_guard_condition(lambda: None)  # wakes the executor when the worker is done
 
@@ -358,28 +450,49 @@ class PolicyNode(Node):
             self.get_logger().info(message)
         else:
             self.get_logger().error(message)
+        self._set_status(self._control_status)  # the progress lines are over
         res.success, res.message = ok, message
         return res
 
     def _adapt(self, task: str, mapping: ObservationMapping) -> tuple[bool, str, Hierarchy | None]:
-        """Worker thread: read the demos, adapt from the loaded hierarchy (never touches control state)."""
+        """Helper thread: hand the job to the worker process and wait (never touches control state)."""
         paths = list_demos(self.p["demo_dir"], task)[-int(self.p["max_demos"]):]
         if not paths:
             where = task_dir(self.p["demo_dir"], task)
             return False, f"no demos of task {task} in {where}; record some first", None
-        try:
-            demos = [demo_from_mcap(p, mapping) for p in paths]
-            result = adapt(self._base, demos, self._adapt_cfg)
-        except (DemoFileError, DemoError) as e:
+        try:  # cheap (the files' metadata): a wrong or corrupt demo is refused without the worker
+            for path in paths:
+                check_recorded_task(path, task)
+        except DemoFileError as e:
             return False, f"cannot adapt to {task}: {e}", None
-        summary = (f"{result.num_demos} demo(s), {result.num_states} states, "
-                   f"{result.steps} adaptation steps, "
-                   f"loss {result.loss_before:.4g} -> {result.loss_after:.4g}, {result.seconds:.2f} s, "
-                   f"sub-skill use {list(result.skill_counts)}")
-        if not result.accepted:
-            return False, f"adaptation to {task} refused ({result.reason}): {summary}", None
-        self._actors[id(result.hierarchy)] = Actor(result.hierarchy)  # weights copied off the control thread
-        return True, f"adapted to {task}: accepted, {summary}", result.hierarchy
+        self._job += 1
+        job = AdaptJob(self._job, self._base, tuple(paths), mapping, self._adapt_cfg)
+        outcome = self._adapt_worker.run(job)
+        if not outcome.ok or outcome.params is None:
+            return False, outcome.message, None
+        hierarchy = hierarchy_from(self._base, outcome.params)
+        self._actors[id(hierarchy)] = Actor(hierarchy)  # weights copied off the control thread
+        return True, outcome.message, hierarchy
+
+    def _on_adapt_progress(self, job: int, step: int, steps: int, loss: float) -> None:
+        """Progress thread: keep the latest, let the executor thread publish it."""
+        self._progress = (self._adapting_task, step, steps, loss)
+        self._progress_wake.trigger()
+
+    def _publish_progress(self) -> None:
+        """Executor thread: a progress line on the status topic (the control status, republished at
+        its next change and after the adaptation, stays what _set_status last said)."""
+        if self._progress is not None and self._adapting:
+            task, step, steps, loss = self._progress
+            self._status = f"adapting to {task}: step {step}/{steps}, loss {loss:.4g}"
+            self._pub_status.publish(String(data=self._status))
+
+    def _prestart_worker(self) -> None:
+        self.destroy_timer(self._prestart_timer)
+        self._adapt_worker.prestart()
+
+    def close(self) -> None:
+        self._adapt_worker.close()
 
 
 def _limit_blas_threads(threads: int) -> object | None:

@@ -5,7 +5,9 @@ garbage collector's reach with gc.freeze(): they live as long as the node, and a
 over them stalled the control loop for ~30 ms (six 200 Hz cycles); later garbage is still collected.
 
 Exit codes: 0 after a normal shutdown (Ctrl-C, SIGTERM, `rclpy.shutdown`), 2 when the node refuses
-to start (ConfigError: bad parameter, missing checkpoint ...), 1 on an unexpected error.
+to start (ConfigError: bad parameter, missing checkpoint ...; a params file or `-p` with a misspelt
+key, a wrong type or broken YAML: every problem listed, dmil_ros/ros/params_file.py), 1 on an
+unexpected error.
 """
 
 from __future__ import annotations
@@ -17,18 +19,31 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from dmil_ros.ros.interfaces import ConfigError
+from dmil_ros.ros.params_file import check_ros_args
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+RCLError = _rclpy.RCLError
 
 
 def run_node(name: str, make_node: Callable[[], Node], argv: list[str] | None = None,
              threads: int = 1) -> int:
     """Run the node built by `make_node` until shutdown. `argv` excludes the program name."""
     args = [name, *(sys.argv[1:] if argv is None else argv)]
-    rclpy.init(args=args)
+    problems = check_ros_args(name, args)  # rcl would drop misspelt keys silently, or raise on bad YAML
+    if problems:
+        print(f"[ERROR] [{name}]: refusing to start: invalid parameters:\n  - " + "\n  - ".join(problems),
+              file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+    try:
+        rclpy.init(args=args)
+    except RCLError as e:  # what the check above does not catch (rcl's own argument parsing)
+        print(f"[ERROR] [{name}]: refusing to start: bad ROS arguments: {' '.join(str(e).split())}",
+              file=sys.stderr, flush=True)
+        return EXIT_CONFIG
     logger = rclpy.logging.get_logger(name)
     node: Node | None = None
     code = EXIT_OK

@@ -37,6 +37,7 @@ class ScriptedTeleop(Node):
         """`node_kwargs` go to rclpy's Node (context, parameter_overrides, ...: in-process tests)."""
         super().__init__(NAME, **node_kwargs)
         self.p = itf.declare_parameters(self, itf.TELEOP_PARAMS)
+        itf.follow_dynamic_parameters(self, itf.TELEOP_PARAMS, self.p)  # `ros2 param set`, checked
         self._emb = embodiment_for(self.p["env"])  # observation, command and expert of the env family
         self._task = ""
         self._expert: Any = None  # act(obs) / reset() / close()

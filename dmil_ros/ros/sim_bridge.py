@@ -40,6 +40,7 @@ from dmil_ros.envs.base import ManipulationEnv
 from dmil_ros.envs.registry import make_env
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.embodiment import CommandError, embodiment_for
+from dmil_ros.ros.guarded import subscribe
 from dmil_ros.ros.observation import stamp_ns
 from dmil_ros.ros.runner import run_node
 
@@ -93,14 +94,13 @@ class SimBridge(Node):
         self._pub_success, self._pub_info, self._pub_task = pub(itf.TASK_SUCCESS), pub(itf.EPISODE_INFO), pub(
             itf.TASK)
         for source, twist, grip in self._emb.twist_command_topics:  # metaworld: policy and teleop
-            self.create_subscription(twist.msg_type, twist.name, lambda m, s=source: self._on_twist(s, m),
-                                     twist.qos)
-            self.create_subscription(grip.msg_type, grip.name, lambda m, s=source: self._on_gripper(s, m),
-                                     grip.qos)
+            subscribe(self, twist.msg_type, twist.name, lambda m, s=source: self._on_twist(s, m), twist.qos)
+            subscribe(self, grip.msg_type, grip.name, lambda m, s=source: self._on_gripper(s, m), grip.qos)
         for source, joint_cmd in self._emb.joint_command_topics:  # kitchen: policy and teleop
-            self.create_subscription(joint_cmd.msg_type, joint_cmd.name,
-                                     lambda m, s=source: self._on_joint_command(s, m), joint_cmd.qos)
+            subscribe(self, joint_cmd.msg_type, joint_cmd.name,
+                      lambda m, s=source: self._on_joint_command(s, m), joint_cmd.qos)
         self.create_service(itf.SIM_RESET.srv_type, itf.SIM_RESET.name, self._on_reset)
+        itf.follow_dynamic_parameters(self, itf.SIM_BRIDGE_PARAMS, self.p, applied=self._params_changed)
         self.add_on_set_parameters_callback(self._check_params)
         self.add_post_set_parameters_callback(self._apply_params)
 
@@ -251,6 +251,10 @@ class SimBridge(Node):
         res.success, res.message = True, self._reset()
         self.get_logger().info(res.message)
         return res
+
+    def _params_changed(self, names: set[str]) -> None:
+        if "gripper_grace" in names:
+            self._grace_timer.timer_period_ns = int(max(self.p["gripper_grace"], 1e-3) * 1e9)
 
     def _check_params(self, params: list[Parameter]) -> SetParametersResult:
         for prm in params:

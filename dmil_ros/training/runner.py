@@ -192,7 +192,7 @@ def _train(
 
     best, last_val = float("inf"), float("nan")
     pending: dict[str, list[float]] = defaultdict(list)
-    unvalidated = {"val_mse": float("nan"), "val_mse_unadapted": float("nan")}
+    unvalidated = {"val_mse": None, "val_mse_unadapted": None}  # snapshots, Ctrl-C: JSON null, not NaN
     show = progress and comm.is_main
     bar = tqdm(total=sched.iterations, desc=f"train {method.name}", unit="it", disable=not show)
 
