@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
     include_package_data=True,
-    # checkpoints/metaworld_ml10/* and checkpoints/kitchen/no_<object>/*
+    # checkpoints/metaworld_ml10/*, checkpoints/metaworld_ml45/* and checkpoints/kitchen/no_<object>/*
     package_data={
         PACKAGE: [f"checkpoints/{d}*.{ext}" for d in ("*/", "*/*/") for ext in ("json", "safetensors")]
     },
@@ -22,12 +22,12 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "torch>=2.4", "safetensors", "pyyaml", "tqdm"],
+    install_requires=["numpy", "torch>=2.4", "safetensors", "pyyaml", "tqdm", "tensorboard"],
     extras_require={
         "sim": ["metaworld==3.1.1", "mujoco", "gymnasium-robotics", "h5py"],
         "ros": ["mcap", "mcap-ros2-support"],
         "plot": ["matplotlib", "scikit-learn"],
-        "test": ["pytest", "hypothesis", "ruff"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "import-linter", "ruff"],
     },
     zip_safe=True,
     maintainer="dmil_ros developers",

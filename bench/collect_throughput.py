@@ -19,14 +19,10 @@ between the physics steps, as collection calls it: the bare "env + expert" loop 
 `ratio_vs_env_and_expert` = collection over that loop is what dmil_ros's machinery (noise, recording,
 seeding, HDF5) costs; `ratio_ceiling` = that loop over raw stepping is the best `ratio` a collector
 could reach with these experts. The expert costs about twice as much between physics steps as in a
-tight loop over recorded observations (e.g. 42 vs 23 us per step on button-press-v3: caches), so the
-in-situ figure `expert_us_per_step` replaced the earlier tight-loop estimate on 2026-12-01. The last
-printed line is JSON.
-
-Before 2026-12-01 failed attempts were replayed with random actions (a different, cheaper
-trajectory: the arm off the objects) and nothing was warmed up; that under-stated the ratio on
-tasks with failures or after other tasks (0.66-0.75 on door-open, push, basketball, where the same
-episodes replayed side by side gave 0.93).
+tight loop over recorded observations (e.g. 42 vs 23 us per step on button-press-v3: caches), so
+`expert_us_per_step` is measured in situ. Failed attempts are replayed with their own actions (random
+ones would give a different, cheaper trajectory) after an untimed warm-up. The last printed line is
+JSON.
 
     .venv/bin/python bench/collect_throughput.py --tasks reach-v3 button-press-v3 door-close-v3 --n 5
 """
@@ -43,6 +39,7 @@ import numpy as np
 
 from dmil_ros.data import collect as collect_mod
 from dmil_ros.data.collect import CollectConfig, CollectReport, collect_demos
+from dmil_ros.envs.registry import cached_env
 
 
 def _clocks() -> tuple[float, float]:
@@ -77,7 +74,7 @@ def replay(
     steps, step_cpu = 0, 0.0
     jobs = []
     for task in report.tasks:
-        env = collect_mod._env_for(config, task)
+        env = cached_env(config.env, task, config.max_episode_steps)
         jobs += [(env, seed, list(actions)) for t, seed, actions in _ATTEMPTS if t == task]
         warm_up(env.raw_env)
     cpu0, wall0 = _clocks()
@@ -109,7 +106,7 @@ def main() -> None:
     a = p.parse_args()
     collect_mod.run_episode = _noting_attempts(collect_mod.run_episode)
     for task in a.tasks:  # build (and cache) the envs outside the timed region
-        collect_mod._env_for(CollectConfig(max_episode_steps=a.horizon), task)
+        cached_env("metaworld", task, a.horizon)
     totals = dict(steps=0, c_cpu=0.0, c_wall=0.0, r_cpu=0.0, r_wall=0.0, step_cpu=0.0, x_cpu=0.0)
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +116,7 @@ def main() -> None:
                 cfg = CollectConfig(max_episode_steps=a.horizon, noise_std=a.noise, base_seed=1000 + r)
                 path = Path(tmp) / f"{task}-{r}.hdf5"
                 _ATTEMPTS.clear()
-                warm_up(collect_mod._env_for(cfg, task).raw_env)
+                warm_up(cached_env(cfg.env, task, cfg.max_episode_steps).raw_env)
                 cpu0, wall0 = _clocks()
                 report = collect_demos(path, [task], a.n, cfg, workers=1, progress=False)
                 cpu1, wall1 = _clocks()

@@ -1,6 +1,7 @@
 """Meta-iteration throughput: dmil_ros's meta-gradient vs a per-task autograd loop (official style).
 
-All compute the same meta-gradients (test/test_meta_gradient.py checks equality) on the same data,
+All compute the same meta-gradients (test/test_meta_gradient.py checks equality; the loop is
+the tests' oracle, test/reference_loop.py) on the same data,
 at the same sizes; timing covers the meta-gradient computation of one meta-batch. Both backends of
 `dmil.meta_gradients` are timed: `vmap` (tasks vectorised, every sub-skill on every state, masked)
 and `routed` (per-task loop, each state through its routed sub-skill only). `speedup_vs_loop` is for
@@ -12,14 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from dmil_ros.core.config import ModelConfig, make_dmil_config
-from dmil_ros.core.dmil import MetaBatch, meta_gradients, resolve_backend
+from dmil_ros.core.data import MetaBatch
+from dmil_ros.core.dmil import meta_gradients, resolve_backend
 from dmil_ros.core.networks import init_params
-from dmil_ros.core.reference_loop import ReferenceDMIL
+
+# The per-task loop is the tests' oracle (test/reference_loop.py), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+from reference_loop import ReferenceDMIL  # noqa: E402
 
 
 def _batch(tasks: int, windows: int, length: int, obs_dim: int, act_dim: int) -> MetaBatch:

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 # name -> (module with `main(argv) -> int | None`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synthetic": (
-        "dmil_ros.synthetic_cli",
+        "dmil_ros.evaluation.synthetic_cli",
         "meta-train on the synthetic benchmark and report segmentation/MSE",
     ),
     "collect": ("dmil_ros.data.collect", "collect scripted-expert demonstrations into HDF5"),
     "train": ("dmil_ros.training.cli", "meta-train DMIL (or a baseline) from a YAML config"),
     "eval": ("dmil_ros.evaluation.cli", "few-shot evaluation: adapt on k demos, run seeded trials"),
+    "table": ("dmil_ros.evaluation.table_cli", "the paper's tables from the result files"),
     "plot": ("dmil_ros.plotting.cli", "sub-skill activation and t-SNE figures"),
     "bringup": ("dmil_ros.ros.bringup", "start the ROS 2 node graph without `ros2 launch`"),
 }

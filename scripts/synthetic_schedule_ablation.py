@@ -1,10 +1,11 @@
 """Which parts of the synthetic recipe make segmentation robust: schedules x training seeds x demo draws.
 
-Each schedule is the synthetic recipe (`synthetic_dmil_config`) with some parts switched back to the
-recipe before 2026-12-01 (adaptation 30 steps @ lr 0.02, no sub-skill warm start, no high-level-first
-phase). For every training seed the model is meta-trained once and adapted on `--draws` independent
-demos per held-out task (`dmil synthetic --draws`); the table shows each seed's mean segmentation
-over its draws and the worst single draw. One torch thread per run; `--workers` runs in parallel.
+Each schedule is the synthetic recipe (`synthetic_dmil_config`) with some of its parts switched off
+(adaptation 30 steps @ lr 0.02 instead of its per-level rates, no sub-skill warm start, no high-
+level-first phase). For every training seed the model is meta-trained once and adapted on `--draws`
+independent demos per held-out task (`dmil synthetic --draws`); the table shows each seed's mean
+segmentation over its draws and the worst single draw. One torch thread per run; `--workers` runs in
+parallel.
 
     .venv/bin/python scripts/synthetic_schedule_ablation.py --seeds 0-7 --draws 6 --workers 2
 """
@@ -17,7 +18,7 @@ import json
 from concurrent.futures import ProcessPoolExecutor
 
 from dmil_ros.core.config import DMILConfig
-from dmil_ros.core.synthetic_experiment import SyntheticSettings, run, synthetic_dmil_config
+from dmil_ros.evaluation.synthetic import SyntheticSettings, run, synthetic_dmil_config
 
 OLD_ADAPT = {"steps": 30, "lr": 0.02, "lr_high": None}
 NO_WARM = {"skill_warm_start_steps": 0}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dmil_ros.core.config import ModelConfig
-from dmil_ros.core.dmil import MetaBatch
+from dmil_ros.core.data import MetaBatch
 from dmil_ros.core.networks import Params, init_params
 
 

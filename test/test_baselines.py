@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from dmil_ros.baselines.base import BaselineConfig
-from dmil_ros.baselines.mil import bc_loss, mil_gradients
-from dmil_ros.baselines.multitask_bc import multitask_bc_gradients
-from dmil_ros.baselines.registry import make_method, method_names
 from dmil_ros.core import synthetic
 from dmil_ros.core.bc import action_mse
 from dmil_ros.core.config import VARIANTS
-from dmil_ros.core.data import WindowSampler
+from dmil_ros.core.data import WindowSampler, fit_normalizer
 from dmil_ros.core.hierarchy import Hierarchy
-from dmil_ros.core.meta_train import fit_normalizer
 from dmil_ros.core.networks import init_params, split
-from dmil_ros.training.distributed import Comm
+from dmil_ros.methods.base import BaselineConfig
+from dmil_ros.methods.distributed import Comm
+from dmil_ros.methods.mil import bc_loss, mil_gradients
+from dmil_ros.methods.multitask_bc import multitask_bc_gradients
+from dmil_ros.methods.registry import make_method, method_names
 
 torch.set_num_threads(1)
 OVERRIDES = {
@@ -85,7 +84,7 @@ def test_monolithic_trainers_learn_and_leave_the_unused_high_level_alone(batch, 
     for name in ("mil", "multitask-bc"):
         method = make_method(name, dict(OVERRIDES))
         start = policy_for(method, demos).params
-        trainer = method.make_trainer(start, 0, Comm())
+        trainer = method.make_trainer(start, Comm())
         first = trainer.step(batch)["loss"]
         for _ in range(30):
             last = trainer.step(batch)["loss"]

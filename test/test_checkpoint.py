@@ -88,10 +88,34 @@ def test_failed_save_leaves_previous_checkpoint_intact(saved, monkeypatch):
     load_checkpoint(path)
 
 
-def test_loading_never_unpickles(saved):
+class _Payload:
+    """Unpickling this would create `marker`: how a malicious checkpoint runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_loading_never_unpickles(saved, tmp_path):
     _, path = saved
     assert (path / "model.safetensors").read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle stream
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    # A torch.save'd file whose unpickling would write a marker, in place of the weights.
+    marker = tmp_path / "unpickled"
+    torch.save({"high.0.weight": _Payload(marker)}, path / "model.safetensors")
+    assert (path / "model.safetensors").read_bytes()[:2] == b"PK"  # torch's zip of a pickle
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # The same file under a pickle-ish name beside a valid config is not looked at either.
+    torch.save(_Payload(marker), path / "model.pt")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    assert not marker.exists()
+    torch.load(path / "model.pt", weights_only=False)  # the payload works: unpickling runs it
+    assert marker.exists()
 
 
 def test_saved_files_are_readable_by_others(saved):

@@ -190,7 +190,7 @@ def test_reusing_a_file_of_other_settings_is_refused(collected, tmp_path: Path) 
 
     from dmil_ros.core.data import DemoError
     from dmil_ros.data.collect import demo_settings
-    from dmil_ros.training.demos import ensure_demos
+    from dmil_ros.data.demos import ensure_demos
 
     path = _copy(collected[0], tmp_path / "reused.hdf5")
     assert set(ensure_demos(path, TASKS, 2, CONFIG, progress=False)) == set(TASKS)

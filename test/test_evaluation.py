@@ -12,6 +12,7 @@ pytest.importorskip("metaworld")
 pytestmark = pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
 
 import dmil_ros  # noqa: E402
+from dmil_ros.core import shipped  # noqa: E402
 from dmil_ros.evaluation import cli, policies  # noqa: E402
 from dmil_ros.evaluation.protocol import horizon_for  # noqa: E402
 from dmil_ros.evaluation.rollout import AdaptJob, RolloutRunner, rollout_jobs  # noqa: E402
@@ -63,18 +64,17 @@ def test_eval_json_and_table_for_a_checkpoint(work, capsys) -> None:
     common = ["--checkpoint", str(work["run"]), "--tasks", "reach-v3", "--trials", "2", "--seeds", "2",
               "--horizon", "40", "--pool", str(work["pool"]), "--pool-size", "3"]  # fmt: skip
     one = _eval([*common, "--shots", "1", "--table", str(work["root"] / "t1.md")], capsys)
-    for key in (
-        "mean_success",
-        "per_task",
-        "stderr",
-        "per_seed",
-        "protocol",
-        "horizon",
-        "shots",
-        "method",
-        "checkpoint",
-    ):
+    for key in ("mean_success", "per_task", "stderr", "per_seed", "protocol", "horizon", "shots", "method",
+                "checkpoint"):  # fmt: skip
         assert key in one
+    # The numbers agree with each other: seeds' rates are multiples of 1/trials, their mean is the
+    # headline, the standard error is theirs, every cell and summary says the same.
+    assert len(one["per_seed"]) == 2 and all(r in (0.0, 0.5, 1.0) for r in one["per_seed"])
+    assert one["mean_success"] == pytest.approx(sum(one["per_seed"]) / 2)
+    assert one["stderr"] == pytest.approx(abs(one["per_seed"][0] - one["per_seed"][1]) / 2)
+    assert one["per_task_per_seed"] == {"reach-v3": one["per_seed"]} and one["episodes"] == 4
+    assert one["cells"] == [{k: v for k, v in one.items() if k in one["cells"][0]}]
+    assert one["protocol"] == "official" and one["trials"] == 2
     assert one["method"] == "dmil" and one["shots"] == 1 and one["horizon"] == 40 and one["seeds"] == [0, 1]
     assert set(one["per_task"]) == {"reach-v3"} and 0.0 <= one["mean_success"] <= 1.0
     assert one["checkpoint"].endswith("best")  # a run directory resolves to its best/ checkpoint
@@ -92,10 +92,9 @@ def test_eval_json_and_table_for_a_checkpoint(work, capsys) -> None:
 
 
 def test_missing_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path: Path, capsys) -> None:
-    assert (
-        policies.shipped_checkpoint_dir() == Path(dmil_ros.__file__).parent / "checkpoints" / "metaworld_ml10"
-    )
-    monkeypatch.setattr(policies, "shipped_checkpoint_dir", lambda: tmp_path / "absent")
+    package = Path(dmil_ros.__file__).parent
+    assert shipped.suite_checkpoint_dir("ml10") == package / "checkpoints" / "metaworld_ml10"
+    monkeypatch.setattr(shipped, "checkpoints_root", lambda: tmp_path / "absent")
     assert cli.main(["--suite", "ml10", "--split", "test", "--shots", "3", "--trials", "20", "--json"]) == 2
     err = capsys.readouterr().err
     assert "shipped checkpoint is absent" in err and str(tmp_path / "absent") in err
@@ -111,7 +110,7 @@ def test_seeds_protocols_and_table() -> None:
     assert len(set(seeds)) == 20 and set(trial_seeds("reach-v3", 0, 20, exclude=seeds[:5])).isdisjoint(
         seeds[:5]
     )
-    cell = {"suite": "ml10", "split": "test", "shots": 3, "mean_success": 0.5, "stderr": 0.01, "seeds": [0, 1],  # noqa: E501
+    cell = {"suite": "ml10", "split": "test", "shots": 3, "mean": 0.5, "stderr": 0.01, "seeds": [0, 1],
             "protocol": "official", "horizon": 300, "trials": 20, "checkpoint": "x"}  # fmt: skip
     table = render_table([("dmil", [cell, {**cell, "split": "train", "shots": 1}])], "t")
     header = table.splitlines()[2]

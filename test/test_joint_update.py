@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dmil_ros.core.config import make_dmil_config
-from dmil_ros.core.dmil import DMILTrainer, MetaBatch, meta_gradients
+from dmil_ros.core.data import MetaBatch
+from dmil_ros.core.dmil import DMILTrainer, meta_gradients
 from dmil_ros.core.networks import Params, init_params, split
 
 

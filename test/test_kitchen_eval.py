@@ -8,8 +8,20 @@ import pytest
 
 from dmil_ros.envs import kitchen_tasks as kt
 from dmil_ros.envs.registry import SUITES, suite_tasks
-from dmil_ros.evaluation.kitchen import KitchenSettings, evaluate_kitchen, resolve_kitchen_policies
-from dmil_ros.evaluation.policies import MissingCheckpoint
+from dmil_ros.evaluation.cells import kitchen_cells
+from dmil_ros.evaluation.pipeline import CellResult, EvalSettings, evaluate
+from dmil_ros.evaluation.policies import MissingCheckpoint, kitchen_policies
+from dmil_ros.evaluation.results import run_json
+from dmil_ros.evaluation.rollout import EpisodeOutcome
+from dmil_ros.evaluation.scoring import scorer_for
+
+
+def fake_results(cells, scorer, settings):
+    """What `evaluate` returns, without running anything: one failed episode per seed and task."""
+    def failed(cell):
+        return {(s, t): [EpisodeOutcome(0, False, 1)] for s in settings.seeds for t in cell.tasks}
+
+    return [CellResult(c, scorer, settings, failed(c)) for c in cells]
 
 
 def test_parse_task_refuses_unknown_and_repeated_subtasks() -> None:
@@ -49,20 +61,22 @@ def test_validation_combinations_hold_the_excluded_object_and_no_test_sequence()
 
 def test_missing_kitchen_checkpoint_names_the_object(tmp_path) -> None:
     with pytest.raises(MissingCheckpoint, match="top_burner"):
-        resolve_kitchen_policies("dmil", str(tmp_path))
+        kitchen_policies("dmil", str(tmp_path), kt.UNSEEN)
 
 
 def test_scripted_expert_scores_through_the_kitchen_harness(tmp_path, capsys) -> None:
     """The adaptation-free path (the scripted expert) must score near its known quality."""
     combo = kt.UNSEEN[0]
-    settings = KitchenSettings(
-        shots=1, trials=2, seeds=(0,), pool=str(tmp_path / "pool.hdf5"), pool_size=1,
-        progress=False, combos=(combo,),
+    settings = EvalSettings(
+        env="kitchen", protocol="kitchen", trials=2, seeds=(0,), pool=str(tmp_path / "pool.hdf5"),
+        pool_size=1, progress=False,
     )  # fmt: skip
-    result = evaluate_kitchen(resolve_kitchen_policies("expert", None, (combo,)), settings)
+    policies = kitchen_policies("expert", None, (combo,))
+    cells = kitchen_cells((combo,), "test", 1, lambda suite: policies[combo.excluded])
+    result = run_json(evaluate(cells, scorer_for("kitchen"), settings), settings, 0.0)
     assert set(result["per_combo"]) == {combo.label}
     assert result["min_completed"] >= 3.0, result
-    row = result["combos"][0]
+    row = result["cells"][0]
     assert row["episodes"] == 2 and set(row["subtask_completion"]) == set(combo.subtasks)
 
     from dmil_ros.evaluation.cli import main
@@ -121,37 +135,37 @@ def test_tiny_kitchen_training_run_gives_a_hierarchy_that_acts(tmp_path) -> None
 
 def test_adaptation_overrides_reach_the_kitchen_policies(monkeypatch, tmp_path) -> None:
     """--adapt-steps/--adapt-lr apply to every kitchen policy (they were once silently ignored)."""
-    from dmil_ros.evaluation import cli
-    from dmil_ros.evaluation import kitchen as harness
+    from dmil_ros.evaluation import cli, pipeline
 
     seen = {}
 
-    def capture(policies, settings):
-        seen.update(policies)
+    def capture(cells, scorer, settings):
+        seen.update({c.suite: c.policy for c in cells})
         raise RuntimeError("captured")
 
-    monkeypatch.setattr(harness, "evaluate_kitchen", capture)
+    monkeypatch.setattr(pipeline, "evaluate", capture)
     with pytest.raises(RuntimeError, match="captured"):
         cli.main(["--env", "kitchen", "--adapt-steps", "7", "--adapt-lr", "0.003", "--adapt-optimizer",
                   "adam", "--no-progress", "--table", str(tmp_path / "t.md")])  # fmt: skip
-    assert set(seen) == set(harness.excluded_objects(kt.UNSEEN))
+    assert set(seen) == {c.suite for c in kt.UNSEEN}  # one policy per excluded object
     for resolved in seen.values():
         adapt = resolved.method.dmil.adapt
         assert adapt.steps == 7 and adapt.lr == 0.003 and adapt.optimizer == "adam"
 
 
 def test_kitchen_split_selects_the_combinations(monkeypatch, tmp_path, capsys) -> None:
-    from dmil_ros.evaluation import cli
-    from dmil_ros.evaluation import kitchen as harness
+    from dmil_ros.evaluation import cli, pipeline
 
     seen = []
-    monkeypatch.setattr(harness, "evaluate_kitchen", lambda _p, s: seen.append(s.combos) or {
-        "method": "dmil", "combos": [], "per_combo": {}, "min_completed": 0.0, "trials": s.trials,
-        "seeds": list(s.seeds), "shots": s.shots, "horizon": s.horizon})  # fmt: skip
+    def record(cells, scorer, s):
+        seen.append(tuple(c.label for c in cells))
+        return fake_results(cells, scorer, s)
+
+    monkeypatch.setattr(pipeline, "evaluate", record)
     for split in ("val", "test"):
         assert cli.main(["--env", "kitchen", "--split", split, "--no-progress",
                          "--table", str(tmp_path / "t.md")]) == 0  # fmt: skip
-    assert seen == [kt.validation_combos(), kt.UNSEEN]
+    assert seen == [tuple(c.label for c in kt.validation_combos()), tuple(c.label for c in kt.UNSEEN)]
     assert cli.main(["--env", "kitchen", "--split", "train", "--no-progress"]) == 2
     assert "--split test or --split val" in capsys.readouterr().err
 
@@ -159,17 +173,20 @@ def test_kitchen_split_selects_the_combinations(monkeypatch, tmp_path, capsys) -
 def test_kitchen_suite_selects_the_excluded_objects(monkeypatch, tmp_path, capsys) -> None:
     """--suite kitchen-no-<object> evaluates (and needs checkpoints for) those objects only; it and
     --tasks were once silently ignored with --env kitchen."""
-    from dmil_ros.evaluation import cli
-    from dmil_ros.evaluation import kitchen as harness
+    from dmil_ros.evaluation import cli, pipeline
 
     seen = []
-    monkeypatch.setattr(harness, "evaluate_kitchen", lambda p, s: seen.append((set(p), s.combos)) or {
-        "method": "dmil", "combos": [], "per_combo": {}, "min_completed": 0.0, "trials": s.trials,
-        "seeds": list(s.seeds), "shots": s.shots, "horizon": s.horizon})  # fmt: skip
+
+    def record(cells, scorer, s):
+        seen.append(({kt.excluded_object(c.suite) for c in cells}, tuple(c.label for c in cells)))
+        return fake_results(cells, scorer, s)
+
+    monkeypatch.setattr(pipeline, "evaluate", record)
     table = ["--no-progress", "--table", str(tmp_path / "t.md")]
     assert cli.main(["--env", "kitchen", "--split", "val", "--suite", "kitchen-no-kettle", *table]) == 0
     kettle = tuple(c for c in kt.validation_combos() if c.excluded == "kettle")
-    assert len(kettle) == kt.VALIDATION_PER_OBJECT and seen == [({"kettle"}, kettle)]
+    assert len(kettle) == kt.VALIDATION_PER_OBJECT
+    assert seen == [({"kettle"}, tuple(c.label for c in kettle))]
     assert cli.main(["--env", "kitchen", "--suite", "kitchen-no-light_switch", *table]) == 2
     err = capsys.readouterr().err
     assert "unknown --suite kitchen-no-light_switch; choose from kitchen-no-top_burner" in err

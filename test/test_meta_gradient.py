@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference_loop import ReferenceDMIL
 
 from dmil_ros.core.config import VARIANTS, ModelConfig, make_dmil_config
-from dmil_ros.core.dmil import MetaBatch, meta_gradients, resolve_backend, task_outer_loss
+from dmil_ros.core.data import MetaBatch
+from dmil_ros.core.dmil import meta_gradients, resolve_backend, task_outer_loss
 from dmil_ros.core.networks import Params
-from dmil_ros.core.reference_loop import ReferenceDMIL
 
 
 def _reference(model: ModelConfig, params: Params, batch: MetaBatch, cfg) -> Params:

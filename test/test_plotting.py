@@ -87,10 +87,11 @@ def test_missing_checkpoint_exit_code(tmp_path: Path) -> None:
 
 def test_kitchen_plot_writes_valid_pngs(tmp_path: Path, capsys) -> None:
     """`dmil plot --env kitchen` (paper Fig. 3 right) on a shipped kitchen checkpoint, 2 sub-tasks."""
-    from dmil_ros.evaluation.kitchen import shipped_kitchen_dir
+    from dmil_ros.core.shipped import kitchen_checkpoint_root
 
     task = "microwave+kettle"
-    argv = ["--env", "kitchen", "--checkpoint", str(shipped_kitchen_dir() / "no_top_burner"), "--task", task,
+    checkpoint = kitchen_checkpoint_root() / "no_top_burner"
+    argv = ["--env", "kitchen", "--checkpoint", str(checkpoint), "--task", task,
             "--shots", "1", "--tsne-demos", "2", "--pool", str(tmp_path / "pool.hdf5"),
             "--out", str(tmp_path / "plots"), "--json"]  # fmt: skip
     assert cli.main(argv) == 0

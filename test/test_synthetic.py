@@ -45,7 +45,7 @@ def test_dmil_synthetic_command_recovers_segmentation_and_beats_baselines():
 
 
 def test_extra_draws_report_the_spread_and_keep_the_headline_draw():
-    from dmil_ros.core.synthetic_experiment import SyntheticSettings, run
+    from dmil_ros.evaluation.synthetic import SyntheticSettings, run
 
     result = run(SyntheticSettings(iterations=5, test_rollouts=2, bc_steps=5, extra_draws=2))
     spread = result["over_draws"]
@@ -56,7 +56,7 @@ def test_extra_draws_report_the_spread_and_keep_the_headline_draw():
 
 
 def test_synthetic_command_refuses_negative_threads_like_eval():
-    from dmil_ros.synthetic_cli import main
+    from dmil_ros.evaluation.synthetic_cli import main
 
     with pytest.raises(SystemExit) as refused:
         main(["--torch-threads", "-1"])

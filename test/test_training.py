@@ -16,11 +16,11 @@ from dmil_ros.core.bc import action_mse  # noqa: E402
 from dmil_ros.core.checkpoint import load_checkpoint  # noqa: E402
 from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
 from dmil_ros.data.collect import CollectConfig, collect_demos  # noqa: E402
+from dmil_ros.data.demos import split_validation  # noqa: E402
 from dmil_ros.data.hdf5_dataset import load_demos  # noqa: E402
 from dmil_ros.training import cli  # noqa: E402
 from dmil_ros.training.config import ConfigError, config_from_dict, load_config  # noqa: E402
 from dmil_ros.training.ddp_check import max_difference, run_check  # noqa: E402
-from dmil_ros.training.demos import split_validation  # noqa: E402
 from dmil_ros.training.runner import train  # noqa: E402
 
 TASKS = ["reach-v3", "door-close-v3"]

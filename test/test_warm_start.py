@@ -8,9 +8,9 @@ import torch
 
 from dmil_ros.core import synthetic
 from dmil_ros.core.config import ModelConfig, make_dmil_config
+from dmil_ros.core.data import fit_normalizer
 from dmil_ros.core.dmil import DMILTrainer, meta_gradients
 from dmil_ros.core.losses import skill_sq_errors
-from dmil_ros.core.meta_train import fit_normalizer
 from dmil_ros.core.networks import init_params, split
 from dmil_ros.core.warm_start import em_loss, warm_start_skills
 

@@ -40,6 +40,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt or does not match its config; the message says why."""
 
 
+def checkpoint_present(directory: str | Path) -> bool:
+    """Both files of a checkpoint are in `directory` (whether they load is `load_checkpoint`'s call)."""
+    return (Path(directory) / CONFIG_FILE).is_file() and (Path(directory) / WEIGHTS_FILE).is_file()
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

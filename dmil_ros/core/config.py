@@ -7,12 +7,75 @@ hyper-parameters (alpha=5e-4, beta=1e-4, 16 trajectories a batch, lambda=0.1, 3 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 LabelMode = Literal["hard", "soft"]
 AdaptOptimizer = Literal["sgd", "adam"]
 Backend = Literal["auto", "vmap", "routed"]
+
+
+class ConfigError(ValueError):
+    """A configuration (run config, command-line value, ROS parameter or launch argument) is invalid;
+    the message names the key."""
+
+
+def _fits(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(whether `value` fits the type `hint`, the value as that type: ints become floats, lists tuples)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if hint is str or origin is Literal:
+        return isinstance(value, str), value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for option in args:
+            ok, converted = (value is None, None) if option is type(None) else _fits(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        items = [_fits(v, args[0]) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    return True, value  # nested configs check themselves
+
+
+def typed(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`values` for dataclass `cls`, each checked against its field's type; ConfigError names the
+    first unknown key or wrong value (`where`.key)."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        names = ", ".join(f"{where}.{k}" if where else k for k in unknown)
+        raise ConfigError(f"unknown key(s) {names}; known: {sorted(known)}")
+    out = {}
+    for key, value in values.items():
+        ok, out[key] = _fits(value, hints[key])
+        if not ok:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(f"{name}: {value!r} is not {_type_name(hints[key])}")
+    return out
+
+
+def _type_name(hint: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if typing.get_origin(hint) is tuple:
+        plural = {int: "integers", float: "numbers", str: "strings"}
+        return f"a list of {plural.get(typing.get_args(hint)[0], 'values')}"
+    options = ["null" if a is type(None) else _type_name(a) for a in typing.get_args(hint)]
+    return " or ".join(options) or str(hint)
 
 
 @dataclass(frozen=True)
@@ -148,12 +211,11 @@ def make_dmil_config(variant: str = "dmil", **overrides: Any) -> DMILConfig:
         overrides.setdefault("inner_lr_high", lr)
         overrides.setdefault("inner_lr_low", lr)
     merged: dict[str, Any] = dict(VARIANTS[variant])
-    adapt = {**merged.pop("adapt", {}), **dict(overrides.pop("adapt", {}) or {})}
-    merged.update(overrides)
-    known = {f.name for f in dataclasses.fields(DMILConfig)}
-    unknown = set(merged) - known
-    if unknown:
-        raise ValueError(f"unknown DMIL config keys {sorted(unknown)}")
+    given_adapt = overrides.pop("adapt", {}) or {}
+    if not isinstance(given_adapt, dict):
+        raise ConfigError(f"dmil.adapt: expected a mapping, got {given_adapt!r}")
+    adapt = typed(AdaptConfig, {**merged.pop("adapt", {}), **given_adapt}, "dmil.adapt")
+    merged = typed(DMILConfig, {**merged, **overrides}, "dmil")
     return DMILConfig(**merged, adapt=AdaptConfig(**adapt))
 
 

@@ -11,8 +11,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from dmil_ros.core.dmil import MetaBatch
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """Four batches per task: obs (T, 4, N, obs_dim), act (T, 4, N, action_dim).
+
+    `next_same` (N-1,) is shared by all tasks: 1 where state i+1 follows state i in one window.
+    """
+
+    obs: Tensor
+    act: Tensor
+    next_same: Tensor
+
+    def to(self, device: torch.device | str) -> MetaBatch:
+        return MetaBatch(self.obs.to(device), self.act.to(device), self.next_same.to(device))
 
 
 class DemoError(ValueError):
@@ -56,6 +70,19 @@ def concat_demos(demos: Sequence[Demo]) -> tuple[np.ndarray, np.ndarray, np.ndar
     ends = np.cumsum([len(d.observations) for d in demos])[:-1]
     next_same[ends - 1] = 0.0
     return obs, act, next_same
+
+
+def all_observations(demos_by_task: Mapping[str, Sequence[Demo]]) -> np.ndarray:
+    """Every state of every demo of every task, stacked (N, obs_dim)."""
+    obs, _, _ = concat_demos([d for demos in demos_by_task.values() for d in demos])
+    return obs
+
+
+def fit_normalizer(demos_by_task: Mapping[str, Sequence[Demo]], min_std: float = 1e-2) -> Normalizer:
+    """The observation statistics of the training demos. `min_std` floors each feature's scale: a
+    feature that never moves in training (the excluded kitchen object's joint) would otherwise blow up
+    to ~100 standard deviations when it does move."""
+    return Normalizer.fit(all_observations(demos_by_task), min_std)
 
 
 @dataclass(frozen=True)

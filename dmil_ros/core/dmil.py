@@ -18,13 +18,12 @@ sub-skill FLOPs: the CPU path). Second-order terms come from differentiating thr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 from torch.func import grad, vmap
 
 from dmil_ros.core.config import Backend, DMILConfig
+from dmil_ros.core.data import MetaBatch
 from dmil_ros.core.losses import (
     em_labels,
     high_level_loss,
@@ -34,21 +33,6 @@ from dmil_ros.core.losses import (
 )
 from dmil_ros.core.networks import Params, high_logits, split
 from dmil_ros.core.routed import inner_sgd, routed_meta_gradients
-
-
-@dataclass(frozen=True)
-class MetaBatch:
-    """Four batches per task: obs (T, 4, N, obs_dim), act (T, 4, N, action_dim).
-
-    `next_same` (N-1,) is shared by all tasks: 1 where state i+1 follows state i in one window.
-    """
-
-    obs: Tensor
-    act: Tensor
-    next_same: Tensor
-
-    def to(self, device: torch.device | str) -> MetaBatch:
-        return MetaBatch(self.obs.to(device), self.act.to(device), self.next_same.to(device))
 
 
 def task_outer_loss(

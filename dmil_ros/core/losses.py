@@ -69,10 +69,3 @@ def sub_skill_loss(low: Params, obs: Tensor, act: Tensor, assignment: Tensor) ->
     counts = assignment.sum(0)  # (K,)
     per_skill = (errors * assignment.transpose(0, 1)).sum(-1) / counts.clamp(min=1.0)
     return per_skill.sum()
-
-
-def routed_action_error(high: Params, low: Params, obs: Tensor, act: Tensor) -> Tensor:
-    """MSE of the hierarchy as it acts: each state's action comes from the high level's argmax skill."""
-    assignment = one_hot_argmax(high_logits(high, obs))
-    errors = skill_sq_errors(low, obs, act)
-    return (errors * assignment.transpose(0, 1)).sum(0).mean()

@@ -24,22 +24,6 @@ def _layer_sizes(cfg: ModelConfig, out_dim: int) -> list[tuple[int, int]]:
     return list(zip(sizes[:-1], sizes[1:]))
 
 
-def blind_inputs(params: Params, inputs: Tensor) -> Params:
-    """`params` with the first-layer weights of `inputs` (a bool mask over observation dims) zeroed,
-    in both levels.
-
-    Why: an input that never varies in training (the kitchen's excluded object) gets no gradient, so
-    its weights stay at their random initialisation; when it moves at test time they inject noise into
-    every unit (kitchen validation demos: un-adapted action MSE up to 15, at most 0.5 with them
-    zeroed). Zeroed, the networks ignore it until adaptation on demos where it moves gives it weights."""
-    out = dict(params)
-    for name in ("high.0.weight", "low.0.weight"):
-        w = params[name].clone()
-        w[..., inputs.to(w.device)] = 0.0
-        out[name] = w
-    return out
-
-
 def init_params(cfg: ModelConfig, seed: int, device: torch.device | str = "cpu") -> Params:
     """PyTorch's default Linear initialisation, deterministic under `seed`."""
     gen = torch.Generator().manual_seed(seed)

@@ -22,7 +22,7 @@ from dmil_ros.core.losses import em_labels, high_level_loss, skill_sq_errors
 from dmil_ros.core.networks import Params, high_logits, mlp, split
 
 if TYPE_CHECKING:
-    from dmil_ros.core.dmil import MetaBatch
+    from dmil_ros.core.data import MetaBatch
 
 
 def _autograd(fn, params: Params, *args, create_graph: bool) -> Params:

@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
+import sys
 import time
 import zlib
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,8 +36,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dmil_ros.data.hdf5_dataset import DemoWriter, RecordedDemo, read_env_args
+from dmil_ros.data.workers import WorkerPool
 from dmil_ros.envs.base import ManipulationEnv
-from dmil_ros.envs.registry import make_env, suite_tasks
+from dmil_ros.envs.registry import cached_env, suite_tasks
 
 _log = logging.getLogger(__name__)
 
@@ -165,25 +164,10 @@ class _ChunkResult:
     stats: TaskStats
 
 
-# Per-process env cache: workers reuse their envs across chunks (construction costs ~0.2 s).
-_ENVS: OrderedDict[tuple[str, str, int], ManipulationEnv] = OrderedDict()
-_MAX_CACHED_ENVS = 4
-
-
-def _env_for(config: CollectConfig, task: str) -> ManipulationEnv:
-    key = (config.env, task, config.max_episode_steps)
-    if key not in _ENVS:
-        _ENVS[key] = make_env(config.env, task, max_episode_steps=config.max_episode_steps)
-        while len(_ENVS) > _MAX_CACHED_ENVS:
-            _ENVS.popitem(last=False)[1].close()
-    _ENVS.move_to_end(key)
-    return _ENVS[key]
-
-
 def _run_chunk(chunk: _Chunk) -> _ChunkResult:
     t0 = time.perf_counter()
     cfg = chunk.config
-    env = _env_for(cfg, chunk.task)
+    env = cached_env(cfg.env, chunk.task, cfg.max_episode_steps)
     stats = TaskStats()
     demos = []
     for index in chunk.indices:
@@ -247,7 +231,7 @@ def settings_clash(path: str | Path, config: CollectConfig) -> dict[str, tuple[A
 
 
 def _env_args(config: CollectConfig, tasks: Sequence[str], suite: str | None) -> dict:
-    env = _env_for(config, tasks[0])
+    env = cached_env(config.env, tasks[0], config.max_episode_steps)
     args = {
         **demo_settings(config),
         "suite": suite,
@@ -307,11 +291,9 @@ def collect_demos(
             bar.set_postfix_str(f"{result.task} success {s.success_rate:.2f}")
 
         try:
-            if workers <= 1:
-                for chunk in _chunks(todo, config, chunk_size):
-                    consume(_run_chunk(chunk))
-            else:
-                _run_parallel(list(_chunks(todo, config, chunk_size)), workers, consume)
+            with WorkerPool(workers) as pool:
+                # A few chunks in flight at a time, so results (and file writes) arrive steadily.
+                pool.run(((_run_chunk, c) for c in _chunks(todo, config, chunk_size)), consume, 2 * workers)
         finally:
             bar.close()
     report = CollectReport(stats, time.perf_counter() - t0, max(1, workers))
@@ -323,47 +305,35 @@ def collect_demos(
     return report
 
 
-def _run_parallel(chunks: list[_Chunk], workers: int, consume: Callable[[_ChunkResult], None]) -> None:
-    ctx = multiprocessing.get_context("spawn")  # fork + MuJoCo/torch threads is not safe
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    try:
-        # Keep only a few chunks in flight so results (and file writes) arrive steadily.
-        pending: set[Future] = set()
-        queue = iter(chunks)
-        for chunk in queue:
-            pending.add(pool.submit(_run_chunk, chunk))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                consume(fut.result())
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(_run_chunk, nxt))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def main(argv: Sequence[str] | None = None) -> int:
+    from dmil_ros.arguments import non_negative_float, non_negative_int, positive_int
+    from dmil_ros.envs.registry import ENV_FAMILIES, available_tasks
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="dmil collect", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="HDF5 file (resumed if it exists)")
-    p.add_argument("--env", default="metaworld")
+    p.add_argument("--env", choices=ENV_FAMILIES, default="metaworld")
     p.add_argument("--tasks", nargs="*", default=None, help="task names (or use --suite)")
-    p.add_argument("--suite", default=None, help="ml10 | ml10-dmil | ml45")
+    p.add_argument("--suite", default=None, help="ml10 | ml10-dmil | ml45 | kitchen-no-<object>")
     p.add_argument("--split", default="all", help="train | test | all")
-    p.add_argument("--n", type=int, default=10, help="demos per task")
-    p.add_argument("--horizon", type=int, default=500)
-    p.add_argument("--noise", type=float, default=0.1)
-    p.add_argument("--after-success", type=int, default=10)
+    p.add_argument("--n", type=positive_int, default=10, help="demos per task")
+    p.add_argument("--horizon", type=positive_int, default=500)
+    p.add_argument("--noise", type=non_negative_float, default=0.1)
+    p.add_argument("--after-success", type=non_negative_int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-attempts", type=int, default=10)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--chunk-size", type=int, default=5)
+    p.add_argument("--max-attempts", type=positive_int, default=10)
+    p.add_argument("--workers", type=positive_int, default=1)
+    p.add_argument("--chunk-size", type=positive_int, default=5)
     a = p.parse_args(argv)
-    tasks = list(a.tasks or []) + (suite_tasks(a.suite, a.split) if a.suite else [])
+    try:
+        tasks = list(a.tasks or []) + (suite_tasks(a.suite, a.split) if a.suite else [])
+    except ValueError as e:
+        p.error(str(e))
     if not tasks:
         p.error("give --tasks or --suite")
+    if a.env == "metaworld":
+        unknown = sorted(set(tasks) - set(available_tasks("metaworld")))
+        if unknown:
+            p.error(f"unknown Meta-World task(s) {', '.join(unknown)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = CollectConfig(
         env=a.env,
@@ -373,13 +343,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         base_seed=a.seed,
         max_attempts=a.max_attempts,
     )
-    report = collect_demos(
-        a.out, tasks, a.n, config, workers=a.workers, chunk_size=a.chunk_size, suite=a.suite
-    )
+    try:
+        report = collect_demos(
+            a.out, tasks, a.n, config, workers=a.workers, chunk_size=a.chunk_size, suite=a.suite
+        )
+    except (ValueError, OSError) as e:  # an unknown kitchen sub-task, a file of other settings, ...
+        print(f"dmil collect: {e}", file=sys.stderr)
+        return 2
     print(report.summary())
     rates = {t: round(s.success_rate, 3) for t, s in report.tasks.items() if s.attempts}
     print(json.dumps({"config": asdict(config), "expert_success_rate": rates}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

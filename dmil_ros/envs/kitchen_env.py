@@ -44,15 +44,13 @@ from typing import Any
 import numpy as np
 
 from dmil_ros.envs.base import RobotState, StepResult
+from dmil_ros.envs.kitchen_layout import ACTION_DIM, FINGER_MAX, KETTLE_QPOS, N_ROBOT_JOINTS, OBS_DIM
 from dmil_ros.envs.kitchen_tasks import SUBTASKS, gym_name, parse_task, task_name
 
-__all__ = ["SUBTASKS", "KitchenEnv", "gym_name", "observation_from_state", "parse_task", "task_name"]
-
-OBS_DIM = 30
-ACTION_DIM = 9
-N_ROBOT_JOINTS = 9
-KETTLE_QPOS = slice(23, 30)
-FINGER_MAX = 0.04  # m per finger (joint range), so opening = (q7 + q8) / 0.08
+__all__ = [
+    "ACTION_DIM", "FINGER_MAX", "KETTLE_QPOS", "N_ROBOT_JOINTS", "OBS_DIM", "SUBTASKS", "KitchenEnv",
+    "gym_name", "observation_from_state", "parse_task", "task_name",
+]  # fmt: skip
 
 
 def observation_from_qpos(robot_qpos: np.ndarray, object_qpos: np.ndarray) -> np.ndarray:

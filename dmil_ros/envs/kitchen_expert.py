@@ -22,7 +22,7 @@ end on the observed finger opening, not on a step count; the hand never creeps (
 ends once clear of the handle, not at a back-off pose that joint limits often make unreachable; the
 microwave is let go as soon as it counts as open (-0.47 rad), before the slow end of its arc; the
 kettle is lowered towards a point below its release height. BC on 36 demos of one four-sub-task chain
-(closed loop, 20 trials) completes 2.95 sub-tasks with this expert, 0 with the earlier one (README).
+(closed loop, 20 trials) completes 2.95 sub-tasks with this expert (docs/kitchen.md).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from dmil_ros.envs.kitchen_env import ACTION_DIM, KETTLE_QPOS, OBS_DIM, SUBTASKS, parse_task
+from dmil_ros.envs.kitchen_layout import ACTION_DIM, KETTLE_QPOS, OBS_DIM
+from dmil_ros.envs.kitchen_tasks import SUBTASKS, parse_task
 
 # Recorded in every kitchen demo file (dmil_ros/data/collect.py): collection refuses to add demos to a
 # file another version wrote. Change it with any change that alters the demos the expert produces.

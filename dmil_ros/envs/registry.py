@@ -7,6 +7,7 @@ Suites are read from metaworld's own tables (`metaworld.env_dict.ML10_V3` is exa
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from dmil_ros.envs.base import ManipulationEnv
@@ -57,6 +58,23 @@ def make_env(env: str, task: str, **kw: Any) -> ManipulationEnv:
 
         return KitchenEnv(task, **kw)
     raise ValueError(f"unknown env family {env!r}; known: {', '.join(ENV_FAMILIES)}")
+
+
+# This process's environments, reused across episodes, demos and jobs (building one costs ~0.2 s).
+_CACHE: OrderedDict[tuple[str, str, int], ManipulationEnv] = OrderedDict()
+MAX_CACHED_ENVS = 4
+
+
+def cached_env(env: str, task: str, max_episode_steps: int) -> ManipulationEnv:
+    """`make_env(env, task, max_episode_steps=...)`, built once per process and reused; beyond
+    `MAX_CACHED_ENVS` the least recently used one is closed."""
+    key = (env, task, max_episode_steps)
+    if key not in _CACHE:
+        _CACHE[key] = make_env(env, task, max_episode_steps=max_episode_steps)
+        while len(_CACHE) > MAX_CACHED_ENVS:
+            _CACHE.popitem(last=False)[1].close()
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
 
 
 def available_tasks(env: str = "metaworld") -> list[str]:

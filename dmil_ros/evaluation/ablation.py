@@ -1,93 +1,93 @@
-"""The paper's ablations as single commands: sub-skill number K (Table 3), fine-tune steps (Table 6).
+"""The paper's ablations as single commands: sub-skill number K (Tables 3 and 5), fine-tune steps (6).
 
-K ablation: one training run per K (the training config with model.num_skills=K; a run directory
-that already holds best/ is reused), each evaluated on the same cells. Fine-tune steps: one
-checkpoint (K=5 as in the paper, trained on demand) adapted with each number of steps at lr 1e-2.
-Defaults are small (few iterations, see SMALL_TRAINING) so a smoke run finishes; scale up with
-`--set train.iterations=...`, `--trials`, `--seeds`.
+K: one training run per K (the training config with model.num_skills=K; a run directory that
+already holds best/ is reused), each evaluated on the same cells; on the kitchen, one run per K and
+excluded object (`<out>/kitchen-k<K>/no_<object>/`). Fine-tune steps: one checkpoint (K=5 as in the
+paper, trained on demand) adapted with each number of steps at lr 1e-2. Meta-World's runs are small
+by default (see SMALL_TRAINING) so a smoke run finishes; scale up with `--set train.iterations=...`,
+`--trials`, `--seeds`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dmil_ros.evaluation.few_shot import Cell
-from dmil_ros.evaluation.harness import EvalSettings, evaluate
-from dmil_ros.evaluation.policies import ResolvedPolicy, checkpoint_present, resolve_policy
-from dmil_ros.evaluation.table import column_keys, render_table
+from dmil_ros.envs.kitchen_tasks import excluded_object
+from dmil_ros.evaluation.pipeline import CellResult
+from dmil_ros.evaluation.policies import OnDemand, ResolvedPolicy, load_policy, train_or_reuse
+from dmil_ros.evaluation.table import column_key, render_table
 
-_log = logging.getLogger(__name__)
-
-ABLATIONS: dict[str, tuple[int, ...]] = {"k": (2, 3, 5, 10), "finetune-steps": (10, 30, 50, 100, 300, 500)}
+ABLATIONS: dict[str, dict[str, tuple[int, ...]]] = {
+    "metaworld": {"k": (2, 3, 5, 10), "finetune-steps": (10, 30, 50, 100, 300, 500)},
+    "kitchen": {"k": (2, 4, 8)},
+}
 SMALL_TRAINING = ("train.iterations=300", "train.eval_interval=100")
 FINETUNE_K = 5  # Table 6 uses K=5
 FINETUNE_LR = 1e-2  # Table 6 uses lr=1e-2
 
 Rows = list[tuple[str, list[dict[str, Any]]]]
+PolicyFor = Callable[[str], ResolvedPolicy]  # suite -> the policy its cells run
+Evaluate = Callable[[PolicyFor], Sequence[CellResult]]
 
 
-def _trained(run_dir: Path, config: str, overrides: Sequence[str], progress: bool) -> ResolvedPolicy:
-    from dmil_ros.training.config import load_config
-    from dmil_ros.training.runner import train
-
-    if not checkpoint_present(run_dir / "best"):
-        cfg = load_config(config, [*SMALL_TRAINING, *overrides])
-        _log.info("ablation: training %s into %s", cfg.method, run_dir)
-        train(cfg, run_dir, progress=progress, overwrite=True)
-    return resolve_policy(None, str(run_dir / "best"))
+def trained_policy(
+    run_dir: Path, method: str, training: OnDemand, before: Sequence[str] = (), after: Sequence[str] = ()
+) -> ResolvedPolicy:
+    return load_policy(train_or_reuse(run_dir, method, training, before, after), method)
 
 
-def k_ablation(
-    values: Sequence[int],
-    config: str,
-    overrides: Sequence[str],
-    out_root: Path,
-    cells: Sequence[Cell],
-    s: EvalSettings,
-) -> tuple[Rows, str]:
+def k_rows(
+    values: Sequence[int], method: str, training: OnDemand, out_root: Path, evaluate: Evaluate, kitchen: bool
+) -> Rows:
     rows: Rows = []
     for k in values:
-        resolved = _trained(out_root / f"k{k}", config, [*overrides, f"model.num_skills={k}"], s.progress)
-        rows.append((str(k), [r.to_json() for r in evaluate(resolved, cells, s)]))
-    return rows, render_table(rows, "Success rate vs. number of sub-skills K (paper Table 3)", row_header="K")
+        skills = [f"model.num_skills={k}"]
+        if kitchen:
+            per_object = _kitchen_runs(out_root / f"kitchen-k{k}", method, training, skills)
+            rows.append((f"K={k}", [r.to_json() for r in evaluate(per_object)]))
+        else:
+            policy = trained_policy(out_root / f"k{k}", method, training, SMALL_TRAINING, skills)
+            rows.append((str(k), [r.to_json() for r in evaluate(lambda _suite, p=policy: p)]))
+    return rows
 
 
-def finetune_ablation(
-    values: Sequence[int],
-    checkpoint: str | None,
-    config: str,
-    overrides: Sequence[str],
-    out_root: Path,
-    cells: Sequence[Cell],
-    s: EvalSettings,
-    lr: float = FINETUNE_LR,
-) -> tuple[Rows, str]:
-    if checkpoint is not None:
-        base = resolve_policy(None, checkpoint)
-    else:
-        base = _trained(
-            out_root / f"k{FINETUNE_K}", config, [*overrides, f"model.num_skills={FINETUNE_K}"], s.progress
-        )
+def _kitchen_runs(root: Path, method: str, training: OnDemand, overrides: Sequence[str]) -> PolicyFor:
+    """suite kitchen-no-<object> -> the run `root/no_<object>`, trained first if missing."""
+    policies: dict[str, ResolvedPolicy] = {}
+
+    def policy_for(suite: str) -> ResolvedPolicy:
+        if suite not in policies:
+            run = root / f"no_{excluded_object(suite)}"
+            policies[suite] = trained_policy(run, method, training, after=[*overrides, f"suite={suite}"])
+        return policies[suite]
+
+    return policy_for
+
+
+def finetune_rows(
+    values: Sequence[int], base: ResolvedPolicy, evaluate: Evaluate, lr: float = FINETUNE_LR
+) -> Rows:
     rows: Rows = []
     for steps in values:
-        resolved = ResolvedPolicy(base.method.with_adapt(steps=steps, lr=lr), base.policy, base.checkpoint)
-        rows.append((str(steps), [r.to_json() for r in evaluate(resolved, cells, s)]))
+        policy = base.with_adapt(steps=steps, lr=lr)
+        rows.append((str(steps), [r.to_json() for r in evaluate(lambda _suite, p=policy: p)]))
+    return rows
+
+
+def k_table(rows: Rows, kitchen: bool) -> str:
+    if kitchen:
+        return render_table(rows, "Kitchen: completed sub-tasks vs. K (paper Table 5)")
+    return render_table(rows, "Success rate vs. number of sub-skills K (paper Table 3)", "K")
+
+
+def finetune_table(rows: Rows, lr: float = FINETUNE_LR) -> str:
+    """With a last row: the range (max - min) of each column over the step counts."""
+    keys = list(dict.fromkeys(column_key(c) for _, cells in rows for c in cells))
     spread = []
-    for col in column_keys(rows):
-        means = [
-            c["mean_success"]
-            for _, cs in rows
-            for c in cs
-            if (c["suite"], c["split"], int(c["shots"])) == col
-        ]
+    for key in keys:
+        means = [c["mean"] for _, cells in rows for c in cells if column_key(c) == key]
         spread.append(f"{max(means) - min(means):.3f}")
-    table = render_table(
-        rows,
-        f"Success rate vs. fine-tune steps (lr {lr:g}; paper Table 6)",
-        "fine-tune steps",
-        [("Range", spread)],
-    )
-    return rows, table
+    title = f"Success rate vs. fine-tune steps (lr {lr:g}; paper Table 6)"
+    return render_table(rows, title, "fine-tune steps", columns=keys, extra_rows=[("Range", spread)])

@@ -1,5 +1,10 @@
-"""Which policy an evaluation runs: a checkpoint (the shipped one by default), a baseline trained on
-demand, or nothing at all (BC from scratch, the scripted expert)."""
+"""Which policy an evaluation runs: a checkpoint (by default the one shipped for the suite), a method
+trained on demand, or nothing at all (BC from scratch, the scripted expert).
+
+Kitchen: one policy per excluded object, `<root>/no_<object>/` (a checkpoint or a run directory),
+by default under the shipped dmil_ros/checkpoints/kitchen/. `train_or_reuse` is the one place where
+an evaluation trains (baselines without a checkpoint, ablations, missing kitchen runs).
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import dmil_ros
-from dmil_ros.baselines.base import Method, baseline_config_from_dict
-from dmil_ros.baselines.registry import dmil_config_for, is_dmil_variant, make_method, method_class
-from dmil_ros.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
+from dmil_ros.core import shipped
+from dmil_ros.core.checkpoint import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    checkpoint_present,
+    load_checkpoint,
+)
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.envs.kitchen_tasks import SUITE_PREFIX, UnseenCombo
+from dmil_ros.methods.base import Method, baseline_config_from_dict
+from dmil_ros.methods.registry import dmil_config_for, is_dmil_variant, make_method, method_class
 
 _log = logging.getLogger(__name__)
-SHIPPED_NAME = "metaworld_ml10"
 
 
 class MissingCheckpoint(FileNotFoundError):
     """No checkpoint where one is needed; the message says where we looked and what to do."""
-
-
-def shipped_checkpoint_dir() -> Path:
-    return Path(dmil_ros.__file__).parent / "checkpoints" / SHIPPED_NAME
-
-
-def checkpoint_present(directory: Path) -> bool:
-    return (directory / CONFIG_FILE).is_file() and (directory / WEIGHTS_FILE).is_file()
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,46 @@ class ResolvedPolicy:
     method: Method
     policy: Hierarchy | None
     checkpoint: str | None
+
+    def with_adapt(
+        self,
+        steps: int | None = None,
+        lr: float | None = None,
+        lr_high: float | None = None,
+        optimizer: str | None = None,
+    ) -> ResolvedPolicy:
+        """The same policy with other adaptation settings (None: keep the method's own)."""
+        if steps is None and lr is None and lr_high is None and optimizer is None:
+            return self
+        return dataclasses.replace(self, method=self.method.with_adapt(steps, lr, lr_high, optimizer))
+
+
+@dataclass(frozen=True)
+class OnDemand:
+    """How to train a method that has no checkpoint: a training config and `--set` overrides."""
+
+    config: str
+    overrides: tuple[str, ...] = ()
+    progress: bool = True
+
+
+def train_or_reuse(
+    run_dir: Path, method: str, training: OnDemand, before: Sequence[str] = (), after: Sequence[str] = ()
+) -> Path:
+    """`run_dir/best`, trained first unless it is already there: `dmil train` with `training`'s config
+    and the overrides `before`, then `training`'s own, then `after` and method=`method`."""
+    from dmil_ros.training.config import load_config  # training pulls in tensorboard: only when needed
+    from dmil_ros.training.runner import train
+
+    best = run_dir / "best"
+    if checkpoint_present(best):
+        _log.info("reusing %s", best)
+        return best
+    overrides = [*before, *training.overrides, *after, f"method={method}"]
+    cfg = load_config(shipped.config_path(training.config), overrides)
+    _log.info("no checkpoint for %s: training it into %s first", method, run_dir)
+    train(cfg, run_dir, progress=training.progress, overwrite=True)
+    return best
 
 
 def _from_checkpoint(directory: Path, method_name: str | None) -> ResolvedPolicy:
@@ -65,51 +108,82 @@ def _from_checkpoint(directory: Path, method_name: str | None) -> ResolvedPolicy
     return ResolvedPolicy(method, policy, str(directory))
 
 
+def load_policy(checkpoint: str | Path, method_name: str | None = None) -> ResolvedPolicy:
+    """A checkpoint directory, or a run directory (its best/), evaluated as `method_name` (default:
+    the method it was trained as). MissingCheckpoint or CheckpointError say why not."""
+    d = Path(checkpoint)
+    if (d / "best").is_dir() and not checkpoint_present(d):
+        d = d / "best"
+    if not checkpoint_present(d):
+        raise MissingCheckpoint(f"no checkpoint at {d} ({CONFIG_FILE} or {WEIGHTS_FILE} missing)")
+    return _from_checkpoint(d, method_name)
+
+
 def resolve_policy(
     method_name: str | None,
     checkpoint: str | None,
     *,
-    train_config: str | None = None,
-    train_overrides: Sequence[str] = (),
+    suite: str = "ml10",
+    training: OnDemand | None = None,
     train_out: str | None = None,
-    progress: bool = True,
 ) -> ResolvedPolicy:
-    """Raises MissingCheckpoint (no checkpoint where one is needed) or CheckpointError (unusable)."""
-    if method_name is not None:
-        cls = method_class(method_name)
-        if not cls.needs_training and checkpoint is None:
-            return ResolvedPolicy(make_method(method_name), None, None)
+    """The policy for `method_name` (None: the checkpoint's own method) on `suite`: `checkpoint`,
+    else nothing for methods that need none, else the checkpoint shipped for `suite` (DMIL), else a
+    run trained on demand with `training` (into `train_out`, default runs/eval-<method>)."""
+    if method_name is not None and not method_class(method_name).needs_training and checkpoint is None:
+        return ResolvedPolicy(make_method(method_name), None, None)
     if checkpoint is not None:
-        d = Path(checkpoint)
-        if (d / "best").is_dir() and not checkpoint_present(d):  # a run directory: use its best/
-            d = d / "best"
-        if not checkpoint_present(d):
-            raise MissingCheckpoint(f"no checkpoint at {d} ({CONFIG_FILE} or {WEIGHTS_FILE} missing)")
-        return _from_checkpoint(d, method_name)
+        return load_policy(checkpoint, method_name)
     if method_name is None or method_name == "dmil":
-        d = shipped_checkpoint_dir()
+        d = shipped.suite_checkpoint_dir(suite)
         if not checkpoint_present(d):
             raise MissingCheckpoint(
-                f"the shipped checkpoint is absent ({d} lacks {CONFIG_FILE} or {WEIGHTS_FILE}); "
-                "train one with `dmil train --config config/train_ml10.yaml --out runs/ml10` "
-                "and pass --checkpoint runs/ml10/best"
+                f"the shipped checkpoint is absent for --suite {suite} ({d} lacks {CONFIG_FILE} or "
+                f"{WEIGHTS_FILE}); "
+                f"train one with `dmil train --config <recipe> --out runs/{suite}` and pass "
+                f"--checkpoint runs/{suite}/best"
             )
         return _from_checkpoint(d, method_name)
-    return _train_on_demand(method_name, train_config, train_overrides, train_out, progress)
+    if training is None:
+        raise MissingCheckpoint(f"method {method_name!r} needs a checkpoint: pass --checkpoint")
+    run_dir = Path(train_out or f"runs/eval-{method_name}")
+    return _from_checkpoint(train_or_reuse(run_dir, method_name, training), method_name)
 
 
-def _train_on_demand(
-    name: str, config: str | None, overrides: Sequence[str], out: str | None, progress: bool
-) -> ResolvedPolicy:
-    """Train `name` with the training config (same demos and budget as DMIL), or reuse that run."""
-    from dmil_ros.training.config import load_config
-    from dmil_ros.training.runner import train
+def kitchen_run_name(excluded: str) -> str:
+    return f"no_{excluded}"
 
-    run_dir = Path(out or f"runs/eval-{name}")
-    if not checkpoint_present(run_dir / "best"):
-        cfg = load_config(config or "config/train_ml10.yaml", [*overrides, f"method={name}"])
-        _log.info("no checkpoint for %s: training it into %s first", name, run_dir)
-        train(cfg, run_dir, progress=progress, overwrite=True)
+
+def kitchen_policies(
+    method: str | None,
+    root: str | None,
+    combos: Sequence[UnseenCombo],
+    training: OnDemand | None = None,
+) -> dict[str, ResolvedPolicy]:
+    """One policy per excluded object of `combos` from `<root>/no_<object>` (default: the shipped
+    kitchen root); with `training`, missing runs under `root` are trained first."""
+    excluded = list(dict.fromkeys(c.excluded for c in combos))
+    if method is not None and not method_class(method).needs_training and root is None:
+        none = resolve_policy(method, None)  # BC from scratch: nothing trained, the same for every combo
+        return {o: none for o in excluded}
+    if root is None:
+        if method not in (None, "dmil"):
+            raise MissingCheckpoint(
+                f"method {method!r} needs kitchen checkpoints: pass --checkpoint ROOT (ROOT/no_<object>/) "
+                f"or --train-missing to train them with {shipped.KITCHEN_RECIPE}"
+            )
+        base = shipped.kitchen_checkpoint_root()
     else:
-        _log.info("reusing the %s checkpoint in %s", name, run_dir / "best")
-    return _from_checkpoint(run_dir / "best", name)
+        base = Path(root)
+    out = {}
+    for obj in excluded:
+        d = base / kitchen_run_name(obj)
+        if training is not None and method is not None:
+            train_or_reuse(d, method, training, after=[f"suite={SUITE_PREFIX}{obj}"])
+        if not (checkpoint_present(d) or checkpoint_present(d / "best")):
+            raise MissingCheckpoint(
+                f"no kitchen checkpoint for excluded object {obj!r} at {d}; train it with "
+                f"`dmil train --config {shipped.KITCHEN_RECIPE} --set suite={SUITE_PREFIX}{obj} --out {d}`"
+            )
+        out[obj] = load_policy(d, method)
+    return out

@@ -2,9 +2,9 @@
 spawn-started worker processes.
 
 With workers, the adaptations run in the workers too (`RolloutRunner.adapt_and_run`): on the kitchen
-they are about half of an evaluation's CPU time, and done one after the other in the parent they
-left the workers idle until the last one was done. Each adaptation is seeded and every worker runs
-torch on one thread, so where it runs does not change its result (the parent also defaults to one).
+they are about half of an evaluation's CPU time, and each one's episodes start as soon as it is done.
+Each adaptation is seeded and every worker runs torch on one thread, so where it runs does not change
+its result (the parent also defaults to one).
 
 An episode succeeds if `info['success']` is set at any step; it stops at the first success (later
 steps cannot change the outcome) or at the horizon. Environments that score sub-tasks (the kitchen)
@@ -14,10 +14,7 @@ Hierarchy (its greedy action) or None for the environment's scripted expert.
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +22,13 @@ import numpy as np
 import torch
 
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.data.workers import Job, WorkerPool
 from dmil_ros.envs.base import ManipulationEnv
-from dmil_ros.envs.registry import make_env
+from dmil_ros.envs.registry import cached_env
 
 if TYPE_CHECKING:
-    from dmil_ros.baselines.base import Adaptation, Method
     from dmil_ros.core.data import Demo
+    from dmil_ros.methods.base import Adaptation, Method
 
 
 @dataclass(frozen=True)
@@ -74,8 +72,8 @@ def rollout_jobs(
     return [RolloutJob(env, task, horizon, policy, tuple(seeds[i : i + n]), key=(*key, i)) for i in chunks]
 
 
-def run_adapt_job(job: AdaptJob) -> tuple[tuple, Adaptation]:
-    return job.key, job.method.adapt(job.policy, list(job.demos), seed=job.seed)
+def run_adapt_job(job: AdaptJob) -> tuple[str, tuple, Adaptation]:
+    return "adapt", job.key, job.method.adapt(job.policy, list(job.demos), seed=job.seed)
 
 
 def run_episode(env: ManipulationEnv, policy: Hierarchy | None, seed: int) -> EpisodeOutcome:
@@ -94,23 +92,9 @@ def run_episode(env: ManipulationEnv, policy: Hierarchy | None, seed: int) -> Ep
     return EpisodeOutcome(seed, False, env.max_episode_steps, completed)
 
 
-_ENVS: OrderedDict[tuple[str, str, int], ManipulationEnv] = OrderedDict()
-_MAX_ENVS = 4
-
-
-def _env(name: str, task: str, horizon: int) -> ManipulationEnv:
-    key = (name, task, horizon)
-    if key not in _ENVS:
-        _ENVS[key] = make_env(name, task, max_episode_steps=horizon)
-        while len(_ENVS) > _MAX_ENVS:
-            _ENVS.popitem(last=False)[1].close()
-    _ENVS.move_to_end(key)
-    return _ENVS[key]
-
-
-def run_job(job: RolloutJob) -> tuple[tuple, list[EpisodeOutcome]]:
-    env = _env(job.env, job.task, job.horizon)
-    return job.key, [run_episode(env, job.policy, s) for s in job.seeds]
+def run_job(job: RolloutJob) -> tuple[str, tuple, list[EpisodeOutcome]]:
+    env = cached_env(job.env, job.task, job.horizon)
+    return "rollout", job.key, [run_episode(env, job.policy, s) for s in job.seeds]
 
 
 def _worker_init() -> None:
@@ -118,15 +102,15 @@ def _worker_init() -> None:
 
 
 class RolloutRunner:
-    """Runs adaptation and rollout jobs serially (workers <= 1) or on a process pool kept for the
-    runner's lifetime."""
+    """Runs adaptation and rollout jobs in this process (workers <= 1) or on worker processes kept
+    for the runner's lifetime."""
 
     def __init__(self, workers: int = 1) -> None:
-        self.workers = max(1, workers)
-        self._pool: ProcessPoolExecutor | None = None
-        if self.workers > 1:
-            ctx = multiprocessing.get_context("spawn")  # fork + MuJoCo/torch threads is not safe
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
+        self._pool = WorkerPool(workers, initializer=_worker_init)
+
+    @property
+    def workers(self) -> int:
+        return self._pool.workers
 
     def adapt_and_run(
         self,
@@ -135,49 +119,30 @@ class RolloutRunner:
         on_done: Callable[[int], None] | None = None,
     ) -> tuple[dict[tuple, Adaptation], dict[tuple, list[EpisodeOutcome]]]:
         """Run every adaptation, then the rollout jobs `rollouts_for(key, adaptation)` makes of it:
-        (adaptations per adapt key, outcomes per rollout key). On a pool, both kinds of job share the
-        workers, and an adaptation's rollouts start as soon as it is done."""
+        (adaptations per adapt key, outcomes per rollout key), both in the order of `adapt_jobs`. On
+        workers, both kinds of job share them, and an adaptation's rollouts start as soon as it is done."""
         adaptations: dict[tuple, Adaptation] = {}
         out: dict[tuple, list[EpisodeOutcome]] = {}
-        order: dict[tuple, list[tuple]] = {}  # adapt key -> its rollout keys, to return in serial order
+        order: dict[tuple, list[tuple]] = {}  # adapt key -> its rollout keys
 
-        def record(key: tuple, outcomes: list[EpisodeOutcome]) -> None:
-            out[key] = outcomes
-            if on_done is not None:
-                on_done(len(outcomes))
+        def handle(result: tuple[str, tuple, Any]) -> list[Job]:
+            kind, key, value = result
+            if kind == "rollout":
+                out[key] = value
+                if on_done is not None:
+                    on_done(len(value))
+                return []
+            adaptations[key] = value
+            rollouts = rollouts_for(key, value)
+            order[key] = [r.key for r in rollouts]
+            return [(run_job, r) for r in rollouts]
 
-        if self._pool is None:
-            for job in adapt_jobs:
-                key, adapted = run_adapt_job(job)
-                adaptations[key] = adapted
-                for rollout in rollouts_for(key, adapted):
-                    record(*run_job(rollout))
-            return adaptations, out
-        pending: dict[Future[Any], str] = {self._pool.submit(run_adapt_job, j): "adapt" for j in adapt_jobs}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    kind = pending.pop(future)
-                    key, value = future.result()
-                    if kind == "rollout":
-                        record(key, value)
-                        continue
-                    adaptations[key] = value
-                    rollouts = rollouts_for(key, value)
-                    order[key] = [r.key for r in rollouts]
-                    for rollout in rollouts:
-                        pending[self._pool.submit(run_job, rollout)] = "rollout"
-        finally:
-            for future in pending:
-                future.cancel()
+        self._pool.run([(run_adapt_job, j) for j in adapt_jobs], handle)
         keys = [k for job in adapt_jobs for k in order[job.key]]
         return {j.key: adaptations[j.key] for j in adapt_jobs}, {k: out[k] for k in keys}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool.close()
 
     def __enter__(self) -> RolloutRunner:
         return self

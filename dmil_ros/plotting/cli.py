@@ -5,7 +5,8 @@
   tsne_<task>.png     t-SNE of the states of held-out demos coloured by sub-skill, before and after
                       adaptation (paper Fig. 4)
   rollout_<task>.gif  with --video: one episode of the adapted policy (MuJoCo offscreen rendering;
-                      headless machines need MUJOCO_GL=egl or MUJOCO_GL=osmesa; skipped if unavailable)
+                      headless machines need MUJOCO_GL=egl or MUJOCO_GL=osmesa; skipped if unavailable),
+                      and rollout_<task>.png, its last frame
 
 Demos come from the evaluation demo pool (the same held-out demos `dmil eval` adapts on, collected
 on first use): the first --shots are adapted on, the next --tsne-demos are plotted.
@@ -26,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dmil_ros.arguments import positive_int
 from dmil_ros.torch_threads import add_torch_threads_argument, check_torch_threads, use_torch_threads
 
 if "mujoco" not in sys.modules and not os.environ.get("DISPLAY"):
@@ -47,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--task", default=None,
         help="task (default peg-insert-side-v3; kitchen microwave+kettle+top_burner+light_switch)",
     )  # fmt: skip
-    p.add_argument("--shots", type=int, default=3, help="demos adapted on (default 3)")
-    p.add_argument("--tsne-demos", type=int, default=None,
+    p.add_argument("--shots", type=positive_int, default=3, help="demos adapted on (default 3)")
+    p.add_argument("--tsne-demos", type=positive_int, default=None,
                    help="held-out demos in the t-SNE (default 8; kitchen 6)")  # fmt: skip
     p.add_argument(
         "--protocol",
@@ -90,39 +92,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _plot(args: argparse.Namespace) -> dict[str, Path | None]:
     import numpy as np
 
-    from dmil_ros.evaluation.policies import resolve_policy
-    from dmil_ros.evaluation.pool import POOL_SEED, default_pool_path, load_pool
+    from dmil_ros.data.demos import to_core
+    from dmil_ros.envs.kitchen_tasks import UNSEEN
+    from dmil_ros.evaluation.policies import kitchen_policies, load_policy, resolve_policy
+    from dmil_ros.evaluation.pool import load_pool
     from dmil_ros.evaluation.protocol import horizon_for
     from dmil_ros.plotting.skills import plot_skill_probabilities
     from dmil_ros.plotting.tsne import plot_tsne
-    from dmil_ros.training.demos import to_core
 
     kitchen = args.env == "kitchen"
     args.tsne_demos = args.tsne_demos or (6 if kitchen else 8)
-    if args.shots < 1 or args.tsne_demos < 1:
-        raise ValueError("--shots and --tsne-demos must be >= 1")
     n = args.shots + args.tsne_demos
+    protocol = "kitchen" if kitchen else args.protocol
+    horizon = horizon_for(protocol)
     if kitchen:
-        from dmil_ros.envs.kitchen_tasks import UNSEEN
-        from dmil_ros.evaluation import kitchen as kt
-
         args.task = args.task or UNSEEN[0].task
         if args.video:
             raise ValueError("--video renders Meta-World only")
         if args.checkpoint is not None:
-            resolved = resolve_policy(None, args.checkpoint)
+            resolved = load_policy(args.checkpoint)
         else:  # the shipped hierarchy trained without this combination's excluded object
             combo = next((c for c in UNSEEN if c.task == args.task), None)
             if combo is None:
                 raise ValueError(f"{args.task} is not one of the unseen combinations; pass --checkpoint")
-            resolved = kt.resolve_kitchen_policies(None, None, (combo,))[combo.excluded]
-        pool = kt.load_kitchen_pool(args.pool, [args.task], n)
+            resolved = kitchen_policies(None, None, (combo,))[combo.excluded]
     else:
         args.task = args.task or "peg-insert-side-v3"
         resolved = resolve_policy(None, args.checkpoint)
-        horizon = horizon_for(args.protocol)
-        pool_path = Path(args.pool) if args.pool else default_pool_path(horizon, POOL_SEED)
-        pool = load_pool(pool_path, [args.task], n, horizon)
+    pool = load_pool(args.pool, [args.task], n, horizon, env=args.env)
     if resolved.policy is None:
         raise ValueError("plotting needs a learned hierarchy")
     demos = to_core(pool[args.task])

@@ -30,7 +30,8 @@ def render_rollout(
     size: tuple[int, int] = (240, 320),
     every: int = 2,
 ) -> Path | None:
-    """Roll out `policy` and write a GIF; None (and a warning) when rendering is unavailable."""
+    """Roll out `policy` and write a GIF and a PNG of its last frame beside it; None (and a warning)
+    when rendering is unavailable."""
     try:
         import mujoco
         from PIL import Image
@@ -48,17 +49,18 @@ def render_rollout(
             gc.collect()  # the half-built Renderer complains in __del__: let it happen here, not later
             _log.warning("video skipped: no offscreen rendering (%s); try MUJOCO_GL=egl or osmesa", reason)
             return None
+        # Meta-World's corner cameras have their image y axis pointing down (xyaxes ... -1): flip rows.
         frames = []
         obs = env.reset(seed)
         for t in range(horizon):
             if t % every == 0:
                 renderer.update_scene(env.raw_env.data, camera=camera)
-                frames.append(Image.fromarray(np.asarray(renderer.render())))
+                frames.append(Image.fromarray(np.asarray(renderer.render())[::-1]))
             result = env.step(np.clip(policy.act(obs)[0], -1.0, 1.0))
             obs = result.observation
             if result.success:
                 renderer.update_scene(env.raw_env.data, camera=camera)
-                frames.append(Image.fromarray(np.asarray(renderer.render())))
+                frames.append(Image.fromarray(np.asarray(renderer.render())[::-1]))
                 break
         renderer.close()
     finally:
@@ -66,4 +68,5 @@ def render_rollout(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=40 * every, loop=0)
+    frames[-1].save(path.with_suffix(".png"))  # a still of the last frame, for documents
     return path

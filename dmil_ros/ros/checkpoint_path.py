@@ -1,27 +1,16 @@
-"""Where the policy node's checkpoint comes from: a given directory or the one shipped in the package."""
+"""Where the policy node's checkpoint comes from: a given directory or the one shipped for its env
+family (core/shipped.py)."""
 
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 from dmil_ros.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-from dmil_ros.ros.interfaces import ConfigError
+from dmil_ros.core.config import ConfigError
+from dmil_ros.core.shipped import shipped_checkpoint_available, shipped_checkpoint_dir
 
-SHIPPED_NAME = "metaworld_ml10"
-# The checkpoint each env family's policy node loads when none is given (under dmil_ros/checkpoints/).
-SHIPPED_NAMES = {"metaworld": SHIPPED_NAME, "kitchen": "kitchen/no_top_burner"}
-
-
-def shipped_checkpoint_dir(env: str = "metaworld") -> Path:
-    """dmil_ros/checkpoints/<SHIPPED_NAMES[env]> inside the installed package (may not exist yet)."""
-    return Path(str(resources.files("dmil_ros"))) / "checkpoints" / SHIPPED_NAMES[env]
-
-
-def shipped_checkpoint_available(env: str = "metaworld") -> bool:
-    d = shipped_checkpoint_dir(env)
-    return (d / CONFIG_FILE).is_file() and (d / WEIGHTS_FILE).is_file()
+__all__ = ["resolve_checkpoint", "shipped_checkpoint_available", "shipped_checkpoint_dir"]
 
 
 def resolve_checkpoint(param: str, env: str = "metaworld") -> Path:

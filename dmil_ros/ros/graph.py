@@ -15,13 +15,12 @@ standin:  the robot cell the hardware graph drives, simulated: robot_standin (Mo
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dmil_ros
+from dmil_ros.core import shipped
 from dmil_ros.ros import interfaces as itf
 
 PACKAGE = "dmil_ros"
@@ -139,25 +138,8 @@ def launch_args(kind: str) -> tuple[LaunchArg, ...]:
 
 
 def config_file(kind: str) -> Path:
-    """config/<kind>.yaml: the source checkout first, then the installed share directory."""
-    name = f"{kind}.yaml"
-    pkg_dir = Path(dmil_ros.__file__).resolve().parent
-    candidates = []
-    if (pkg_dir.parent / "package.xml").is_file():  # source checkout / editable install
-        candidates.append(pkg_dir.parent / "config" / name)
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / name)
-    except (ImportError, LookupError, OSError, ValueError):
-        pass
-    if len(pkg_dir.parents) > 3:  # installed at <prefix>/lib/pythonX.Y/site-packages/dmil_ros
-        candidates.append(pkg_dir.parents[3] / "share" / PACKAGE / "config" / name)
-    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / name)
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise itf.ConfigError(f"cannot find {name}; looked in {', '.join(str(c.parent) for c in candidates)}")
+    """config/<kind>.yaml as shipped (core/shipped.py: the source checkout, else the installed share)."""
+    return shipped.shipped_config(f"{kind}.yaml")
 
 
 def _values(kind: str, given: Mapping[str, str]) -> dict[str, str]:

@@ -76,6 +76,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
 
+from dmil_ros.core.config import ConfigError
+from dmil_ros.envs.registry import ENV_FAMILIES
 from dmil_ros.ros.guarded import subscribe
 
 # --- QoS ------------------------------------------------------------------------------------------
@@ -236,10 +238,6 @@ STANDIN_DROPOUT = ServiceSpec("standin/state_dropout", SetBool,
 # --- Parameters -----------------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
-    """A node cannot start with its parameters/resources; the message is meant for the operator."""
-
-
 @dataclass(frozen=True)
 class ParamSpec:
     name: str
@@ -286,7 +284,6 @@ _TYPE_NAMES = {bool: "a bool (true/false)", int: "an integer", float: "a double 
                str: "a string", tuple: "a list of doubles (write [0.0, 0.5, 1.0])"}
 
 DEFAULT_DEMO_DIR = "~/.dmil/demos"
-ENV_FAMILIES = ("metaworld", "kitchen")  # the embodiments of dmil_ros/ros/embodiment.py
 # The task a graph runs when the launch argument `task` is left empty.
 DEFAULT_TASKS = {"metaworld": "reach-v3", "kitchen": "microwave+kettle+top_burner+light_switch"}
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from dmil_ros.baselines.registry import method_names
 from dmil_ros.core.checkpoint import CheckpointError
 from dmil_ros.core.data import DemoError
+from dmil_ros.methods.distributed import Comm
+from dmil_ros.methods.registry import method_names
 from dmil_ros.training.config import ConfigError, dump_yaml, load_config
-from dmil_ros.training.distributed import Comm
 
 DEFAULT_CONFIG = "config/train_ml10.yaml"
 

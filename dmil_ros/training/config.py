@@ -16,16 +16,14 @@ from typing import Any
 
 import yaml
 
-from dmil_ros.baselines.base import BaselineConfig, baseline_config_from_dict
-from dmil_ros.baselines.registry import dmil_config_for, method_class
-from dmil_ros.core.config import DMILConfig, to_dict
+from dmil_ros.core.config import ConfigError, DMILConfig, to_dict, typed
+from dmil_ros.core.shipped import config_path
 from dmil_ros.envs.registry import SPLITS, SUITES, suite_tasks
+from dmil_ros.methods.base import BaselineConfig, baseline_config_from_dict
+from dmil_ros.methods.registry import dmil_config_for, method_class
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class ConfigError(ValueError):
-    """The run configuration is invalid; the message names the key."""
+SECTIONS = ("data", "model", "dmil", "baseline", "train")
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,8 @@ class DataSettings:
     collect_workers: int = 1
     normalizer_min_std: float = 1e-2  # floor of the observation normaliser's per-feature std
     # Inputs whose std over the training demos is at most this start with zero first-layer weights
-    # and are held at their mean during training, so those weights stay 0 (core.networks.blind_inputs,
-    # core.meta_train.hold_inputs); 0 = off.
+    # and are held at their mean during training, so those weights stay 0 (core/constant_inputs.py);
+    # 0 = off.
     constant_input_std: float = 0.0
     max_attempts: int = 10  # seeded expert attempts per demo before it counts as missing
 
@@ -102,13 +100,10 @@ def _section(cls: type, raw: Any, name: str) -> Any:
         return cls()
     if not isinstance(raw, dict):
         raise ConfigError(f"{name}: expected a mapping, got {raw!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(f'{name}.{k}' for k in unknown)}; known: {sorted(known)}")
     try:
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        return cls(**values)
+        return cls(**typed(cls, raw, name))
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name}: {e}") from e
 
@@ -119,22 +114,28 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     unknown = set(raw) - top
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; known: {sorted(top)}")
-    method = str(raw.get("method", "dmil"))
+    given = {k: v for k, v in raw.items() if k not in SECTIONS and v is not None}
+    scalars = typed(TrainConfig, given, "")
+    method = scalars.get("method", "dmil")
     try:
         method_class(method)
+        if not isinstance(raw.get("dmil") or {}, dict):
+            raise ConfigError(f"dmil: expected a mapping, got {raw['dmil']!r}")
         dmil = dmil_config_for(method, raw.get("dmil") or {})
         baseline = baseline_config_from_dict(raw.get("baseline"))
-    except ValueError as e:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from e
     cfg = TrainConfig(
         method=method,
-        seed=int(raw.get("seed", 0)),
-        device=str(raw.get("device", "auto")),
-        torch_threads=int(raw.get("torch_threads", 0)),
-        env=str(raw.get("env", "metaworld")),
-        suite=str(raw.get("suite", "ml10")),
-        split=str(raw.get("split", "train")),
-        tasks=tuple(raw.get("tasks") or ()),
+        seed=scalars.get("seed", 0),
+        device=scalars.get("device", "auto"),
+        torch_threads=scalars.get("torch_threads", 0),
+        env=scalars.get("env", "metaworld"),
+        suite=scalars.get("suite", "ml10"),
+        split=scalars.get("split", "train"),
+        tasks=scalars.get("tasks", ()),
         data=_section(DataSettings, raw.get("data"), "data"),
         model=_section(ModelSettings, raw.get("model"), "model"),
         dmil=dmil,
@@ -179,7 +180,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise ConfigError(f"--set has an empty key: {text!r}")
-    return path, _coerce(yaml.safe_load(value))
+    return path, _coerce(_yaml(value, f"--set {text}"))
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -195,13 +196,25 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return raw
 
 
+def _yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e}{at})") from None
+
+
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The run config of the YAML file `path` (as given, else the shipped config of that name) with
+    `--set` overrides; ConfigError says what is wrong."""
     raw: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        loaded = yaml.safe_load(p.read_text())
+        p = config_path(path)
+        try:
+            loaded = _yaml(p.read_text(), str(p))
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p} cannot be read: {e}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
         raw = loaded or {}

@@ -19,12 +19,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dmil_ros.baselines.registry import make_method
 from dmil_ros.core import synthetic
-from dmil_ros.core.data import WindowSampler
-from dmil_ros.core.meta_train import fit_normalizer
-from dmil_ros.core.networks import Params, init_params
-from dmil_ros.training.distributed import Comm
+from dmil_ros.core.networks import Params
+from dmil_ros.methods.distributed import Comm
+from dmil_ros.methods.registry import make_method
+from dmil_ros.training.trainer import Trainer
 
 TASKS_PER_BATCH = 4
 DMIL_OVERRIDES = {
@@ -40,12 +39,9 @@ def _train(method_name: str, steps: int, comm: Comm, backend: str = "auto", seed
     demos = {t.name: [synthetic.rollout(t, rng)[0] for _ in range(3)] for t in train_tasks[:6]}
     method = make_method(method_name, {**DMIL_OVERRIDES, "backend": backend})
     model = method.model_config(synthetic.OBS_DIM, synthetic.ACTION_DIM, 3, (32, 32))
-    trainer = method.make_trainer(init_params(model, seed), seed, comm)
-    d = method.dmil
-    sampler = WindowSampler(demos, fit_normalizer(demos), d.window_length, d.windows_per_batch, seed)
-    for _ in range(steps):
-        trainer.step(sampler.sample(d.tasks_per_batch))
-    return trainer.current()
+    trainer = Trainer(method, model, demos, seed=seed, comm=comm)
+    trainer.run(steps)
+    return trainer.policy().params
 
 
 def _rank_main(rank: int, world: int, store: str, out: str, method: str, steps: int, backend: str) -> None:

@@ -25,17 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dmil_ros.baselines.base import Method
-from dmil_ros.baselines.registry import make_method
 from dmil_ros.core.checkpoint import load_checkpoint, save_checkpoint
-from dmil_ros.core.data import WindowSampler
-from dmil_ros.core.hierarchy import Hierarchy
-from dmil_ros.core.meta_train import constant_inputs, fit_normalizer, hold_inputs
-from dmil_ros.core.networks import blind_inputs, init_params
 from dmil_ros.data.collect import CollectConfig
+from dmil_ros.data.demos import ensure_demos, split_validation
+from dmil_ros.methods.base import Method
+from dmil_ros.methods.distributed import Comm
+from dmil_ros.methods.registry import make_method
 from dmil_ros.training.config import ConfigError, TrainConfig, dump_yaml
-from dmil_ros.training.demos import ensure_demos, split_validation
-from dmil_ros.training.distributed import Comm
+from dmil_ros.training.trainer import Trainer
 from dmil_ros.training.validation import validate
 
 _log = logging.getLogger("dmil_ros.training")
@@ -172,38 +169,20 @@ def _train(
     demos = ensure_demos(d.path, tasks, d.demos_per_task, collect_cfg, d.collect_workers, suite, False)
     train_demos, val_demos = split_validation(demos, d.validation_demos)
     first = next(iter(train_demos.values()))[0]
-    obs_dim, action_dim = first.observations.shape[1], first.actions.shape[1]
-
-    torch.manual_seed(cfg.seed)
-    model_cfg = method.model_config(obs_dim, action_dim, cfg.model.num_skills, cfg.model.hidden_sizes)
-    constant = None
-    if cfg.data.constant_input_std > 0:
-        constant = constant_inputs(train_demos, cfg.data.constant_input_std)
-        _log.info("inputs %s never vary in training (std <= %g): held at their mean, weights start at 0",
-                  np.flatnonzero(constant).tolist(), cfg.data.constant_input_std)  # fmt: skip
+    model_cfg = method.model_config(
+        first.observations.shape[1], first.actions.shape[1], cfg.model.num_skills, cfg.model.hidden_sizes
+    )
+    start = None
     if cfg.train.init_from:
         start, _, _ = load_checkpoint(cfg.train.init_from, device)
         if start.config != model_cfg:
             raise ConfigError(f"train.init_from {cfg.train.init_from}: model {start.config} != {model_cfg}")
-        params, normalizer = start.params, start.normalizer
-        if constant is not None:  # a continued run keeps its weights, but they stay as blind as they are
-            train_demos = hold_inputs(train_demos, constant, normalizer.mean)
-    else:
-        params = init_params(model_cfg, cfg.seed, device)
-        normalizer = fit_normalizer(train_demos, cfg.data.normalizer_min_std)
-        if constant is not None:
-            params = blind_inputs(params, torch.from_numpy(constant))
-            train_demos = hold_inputs(train_demos, constant, normalizer.mean)
-        t0 = time.perf_counter()
-        params, warm = method.initial_params(params, train_demos, normalizer, model_cfg, cfg.seed)
-        if warm:
-            log.scalars("warm_start", warm, 0)
-            _log.info("sub-skill warm start (%.1f s): EM loss %.5g (restarts: %s)",
-                      time.perf_counter() - t0, warm["warm_start_em_loss"],
-                      ", ".join(f"{v:.4g}" for k, v in warm.items() if k != "warm_start_em_loss"))
-    trainer = method.make_trainer(params, cfg.seed, comm)
-    dm = method.dmil
-    sampler = WindowSampler(train_demos, normalizer, dm.window_length, dm.windows_per_batch, cfg.seed)
+    trainer = Trainer(
+        method, model_cfg, train_demos, seed=cfg.seed, comm=comm, device=device,
+        normalizer_min_std=d.normalizer_min_std, constant_input_std=d.constant_input_std, start=start,
+    )  # fmt: skip
+    if trainer.warm_start:
+        log.scalars("warm_start", trainer.warm_start, 0)
     sched = cfg.train
     _log.info(
         "training %s on %d task(s) (%s) with %d rank(s) on %s: %s, K=%d, hidden=%s, %d iterations",
@@ -213,60 +192,53 @@ def _train(
 
     best, last_val = float("inf"), float("nan")
     pending: dict[str, list[float]] = defaultdict(list)
-    step_seconds = 0.0
-    bar = tqdm(
-        total=sched.iterations,
-        desc=f"train {method.name}",
-        unit="it",
-        disable=not (progress and comm.is_main),
-    )
-    done = 0  # completed meta-iterations (what an interrupted run's weights contain)
+    unvalidated = {"val_mse": None, "val_mse_unadapted": None}  # snapshots, Ctrl-C: JSON null, not NaN
+    show = progress and comm.is_main
+    bar = tqdm(total=sched.iterations, desc=f"train {method.name}", unit="it", disable=not show)
+
+    def after_step(it: int, metrics: dict[str, float]) -> None:
+        nonlocal best, last_val
+        for k, v in metrics.items():
+            pending[k].append(v)
+        bar.update(1)
+        if comm.is_main and sched.snapshot_interval and it % sched.snapshot_interval == 0:
+            save_checkpoint(trainer.policy(), run_dir / "snapshots" / f"it{it}", method.dmil,
+                            _checkpoint_meta(cfg, method, it, unvalidated))  # fmt: skip
+        if it % sched.log_interval == 0 or it == sched.iterations:
+            means = {k: float(np.mean(v)) for k, v in pending.items()}
+            pending.clear()
+            means["its_per_s"] = it / trainer.step_seconds
+            log.scalars("train", means, it)
+            bar.set_postfix({k: f"{means[k]:.4g}" for k in ("routed_mse", "its_per_s") if k in means})
+            _log.info("it %d %s", it, " ".join(f"{k}={v:.5g}" for k, v in means.items()))
+        if comm.is_main and (it % sched.eval_interval == 0 or it == sched.iterations):
+            policy = trainer.policy()
+            val = validate(method, policy, val_demos, sched.validation_shots, cfg.seed)
+            last_val = val["val_mse"]
+            log.scalars("val", val, it)
+            meta = _checkpoint_meta(cfg, method, it, val)
+            save_checkpoint(policy, run_dir / "last", method.dmil, meta)
+            if last_val < best:
+                best = last_val
+                save_checkpoint(policy, run_dir / "best", method.dmil, meta)
+            _log.info(
+                "validation it %d: val_mse %.5g (before adaptation %.5g), best %.5g",
+                it, last_val, val["val_mse_unadapted"], best,
+            )  # fmt: skip
+
     try:
-        for it in range(1, sched.iterations + 1):
-            t0 = time.perf_counter()
-            metrics = trainer.step(sampler.sample(dm.tasks_per_batch).to(device))
-            done = it
-            step_seconds += time.perf_counter() - t0
-            for k, v in metrics.items():
-                pending[k].append(v)
-            bar.update(1)
-            if comm.is_main and sched.snapshot_interval and it % sched.snapshot_interval == 0:
-                policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
-                nan = {"val_mse": None, "val_mse_unadapted": None}  # not validated (JSON null, not NaN)
-                save_checkpoint(policy, run_dir / "snapshots" / f"it{it}", method.dmil,
-                                _checkpoint_meta(cfg, method, it, nan))  # fmt: skip
-            if it % sched.log_interval == 0 or it == sched.iterations:
-                means = {k: float(np.mean(v)) for k, v in pending.items()}
-                pending.clear()
-                means["its_per_s"] = it / step_seconds
-                log.scalars("train", means, it)
-                bar.set_postfix({k: f"{means[k]:.4g}" for k in ("routed_mse", "its_per_s") if k in means})
-                _log.info("it %d %s", it, " ".join(f"{k}={v:.5g}" for k, v in means.items()))
-            if comm.is_main and (it % sched.eval_interval == 0 or it == sched.iterations):
-                policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
-                val = validate(method, policy, val_demos, sched.validation_shots, cfg.seed)
-                last_val = val["val_mse"]
-                log.scalars("val", val, it)
-                meta = _checkpoint_meta(cfg, method, it, val)
-                save_checkpoint(policy, run_dir / "last", method.dmil, meta)
-                if last_val < best:
-                    best = last_val
-                    save_checkpoint(policy, run_dir / "best", method.dmil, meta)
-                _log.info(
-                    "validation it %d: val_mse %.5g (before adaptation %.5g), best %.5g",
-                    it, last_val, val["val_mse_unadapted"], best,
-                )  # fmt: skip
+        trainer.run(sched.iterations, after_step)
     except KeyboardInterrupt:
         # Ctrl-C loses nothing learned: the current weights go to last/ (unvalidated), then stop.
+        done = trainer.iterations  # completed meta-iterations (what the weights contain)
         if comm.is_main and done > 0:
-            policy = Hierarchy(model_cfg, {k: v.cpu() for k, v in trainer.current().items()}, normalizer)
-            nan = {"val_mse": None, "val_mse_unadapted": None}  # not validated (JSON null, not NaN)
-            meta = {**_checkpoint_meta(cfg, method, done, nan), "interrupted": True}
-            save_checkpoint(policy, run_dir / "last", method.dmil, meta)
+            meta = {**_checkpoint_meta(cfg, method, done, unvalidated), "interrupted": True}
+            save_checkpoint(trainer.policy(), run_dir / "last", method.dmil, meta)
             _log.warning("interrupted after iteration %d: weights saved to %s", done, run_dir / "last")
         raise
     finally:
         bar.close()
+    step_seconds = trainer.step_seconds
     result = TrainResult(
         run_dir, sched.iterations, step_seconds, time.perf_counter() - t_start,
         sched.iterations / step_seconds, best, last_val,

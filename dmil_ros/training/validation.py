@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from dmil_ros.baselines.base import Method
 from dmil_ros.core.bc import action_mse
 from dmil_ros.core.data import Demo
 from dmil_ros.core.hierarchy import Hierarchy
+from dmil_ros.methods.base import Method
 
 
 def validate(
