@@ -43,8 +43,8 @@ from typing import Any
 import yaml
 from std_srvs.srv import SetBool
 
+from dmil_ros.core.shipped import suite_checkpoint_dir
 from dmil_ros.ros import interfaces as itf
-from dmil_ros.ros.checkpoint_path import shipped_checkpoint_dir
 from dmil_ros.ros.graph import config_file
 from dmil_ros.ros.testing import Probe, isolated_ros_env
 
@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="progress on stderr, stdout only the JSON line")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     args = parser.parse_args(argv)
-    args.checkpoint = args.checkpoint or shipped_checkpoint_dir()
+    # The ML10 prior: the bench adapts to ML10 test tasks, which the ML45 prior trained on.
+    args.checkpoint = args.checkpoint or suite_checkpoint_dir("ml10")
     tasks = [t for t in args.tasks.split(",") if t]
     latencies = [float(x) for x in args.latency.split(",") if x]
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print

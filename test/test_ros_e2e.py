@@ -24,11 +24,14 @@ from mcap.reader import make_reader  # noqa: E402
 from mcap_ros2.decoder import DecoderFactory  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
-from dmil_ros.core.checkpoint import save_checkpoint  # noqa: E402
+from dmil_ros.core.checkpoint import (
+    checkpoint_present,  # noqa: E402
+    save_checkpoint,  # noqa: E402
+)
 from dmil_ros.core.config import ModelConfig  # noqa: E402
 from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
+from dmil_ros.core.shipped import suite_checkpoint_dir  # noqa: E402
 from dmil_ros.ros import interfaces as itf  # noqa: E402
-from dmil_ros.ros.checkpoint_path import shipped_checkpoint_available, shipped_checkpoint_dir  # noqa: E402
 from dmil_ros.ros.mcap_io import list_demos  # noqa: E402
 from dmil_ros.ros.testing import Probe, isolated_ros_env  # noqa: E402
 
@@ -172,8 +175,12 @@ def test_sim_graph_record_adapt_drive(graph_factory, checkpoint_dir: Path, tmp_p
 
 @pytest.mark.ros
 def test_shipped_checkpoint_solves_reach(graph_factory, tmp_path: Path) -> None:
-    if not shipped_checkpoint_available():
-        pytest.skip(f"no shipped checkpoint at {shipped_checkpoint_dir()} yet")
-    g = graph_factory(shipped_checkpoint_dir())
+    """The path with a prior that solves reach from one demo reliably: the ML10 hierarchy (the default
+    ML45 one adapts better to unseen tasks but reaches 0.8 on reach-v3 at one shot: a coin this test
+    would flip)."""
+    ml10 = suite_checkpoint_dir("ml10")
+    if not checkpoint_present(ml10):
+        pytest.skip(f"no shipped checkpoint at {ml10} yet")
+    g = graph_factory(ml10)
     final, message, success = record_adapt_drive(g, tmp_path)
     assert success and final["success"], f"adapted policy failed {TASK}: {final} ({message})"

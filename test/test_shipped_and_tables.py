@@ -35,6 +35,8 @@ def test_each_suite_has_its_shipped_checkpoint(package_checkpoints: Path) -> Non
         with pytest.raises(MissingCheckpoint, match=f"shipped checkpoint is absent for --suite {suite}"):
             resolve_policy(None, None, suite=suite)
     assert shipped.shipped_checkpoint_dir("kitchen") == package_checkpoints / "kitchen" / "no_top_burner"
+    # the policy node's Meta-World prior is the ML45 one (docs/ml45.md: better on tasks neither trained on)
+    assert shipped.shipped_checkpoint_dir("metaworld") == package_checkpoints / "metaworld_ml45"
 
 
 def test_the_real_package_ships_ml10_ml45_and_kitchen_checkpoints() -> None:

@@ -81,7 +81,7 @@ _COMMON_ARGS = (
               "joint-velocity commands)", itf.ENV_FAMILIES),
     LaunchArg("task", "", "task to run / adapt to (kitchen: sub-tasks joined by '+'; empty: "
               + ", ".join(f"{e} {t}" for e, t in itf.DEFAULT_TASKS.items()) + ")"),
-    LaunchArg("checkpoint", "", "policy checkpoint directory (empty: the shipped metaworld_ml10, or "
+    LaunchArg("checkpoint", "", "policy checkpoint directory (empty: the shipped metaworld_ml45, or "
               "kitchen/no_top_burner for env:=kitchen)"),
     LaunchArg("demo_dir", itf.DEFAULT_DEMO_DIR, "where demos are recorded, one sub-directory per task"),
     LaunchArg("enable_policy", "false", "let the policy drive from the start", ("true", "false")),

@@ -342,7 +342,7 @@ POLICY_PARAMS = (
     *COMMON_PARAMS,
     *OBSERVATION_PARAMS,
     ParamSpec("checkpoint", "", "checkpoint directory; empty: the shipped one of `env` "
-              "(metaworld_ml10, kitchen/no_top_burner)"),
+              "(metaworld_ml45, kitchen/no_top_burner)"),
     ParamSpec("enabled", False, "drive from the start (otherwise call dmil/policy/enable)", dynamic=True),
     ParamSpec("trigger", "state", "state: act on each new complete state (all parts share one stamp); "
               "timer: act at `rate` on the latest parts", choices=("state", "timer")),
