@@ -216,7 +216,8 @@ def test_table_from_renders_kitchen_results_and_refuses_unusable_files(tmp_path,
                                                     "shots": 3, "mean_success": 0.9}))  # fmt: skip
     capsys.readouterr()
     assert cli.main(["--table-from", str(tmp_path / "broken.json")]) == 2
-    assert "not a `dmil eval --out` file (missing 'trials')" in capsys.readouterr().err
+    missing = "(missing 'trials', 'seeds', 'shots', 'horizon')"  # every missing key, not the first
+    assert f"not a `dmil eval --out` file {missing}" in capsys.readouterr().err
     assert cli.main(["--table-from", str(tmp_path / "v4.json"), str(tmp_path / "ml10.json")]) == 2
     assert "do not share a table" in capsys.readouterr().err
     assert cli.main(["--table-from", str(tmp_path / "absent.json")]) == 2
