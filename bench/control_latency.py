@@ -49,7 +49,7 @@ from dmil_ros.envs.base import RobotState
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.observation import stamp_ns, state_to_msgs
 from dmil_ros.ros.realtime import current_policy, normal_priority, process_threads, set_realtime_priority
-from dmil_ros.ros.testing import Probe, isolated_ros_env
+from dmil_ros.ros.testing import Probe, interrupt, isolated_ros_env
 
 # No QoS-event handlers on the measuring side's own endpoints: rclpy adds two per endpoint to every
 # executor wait, and that wake-up is inside every measured latency.
@@ -152,12 +152,7 @@ def run(duration: float, rate: float, checkpoint: Path, warmup: float, echo: boo
     finally:
         normal_priority(*process_threads())
         probe.close()
-        policy.send_signal(signal.SIGINT)
-        try:
-            out, _ = policy.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            policy.kill()
-            out, _ = policy.communicate()
+        out = interrupt(policy, 15)
     if policy.returncode not in (0, -signal.SIGINT):
         print(out, file=sys.stderr)
     with lock:
@@ -321,12 +316,7 @@ def run_during_adapt(idle_s: float, rate: float, warmup: float, priority: int, a
     finally:
         normal_priority(*process_threads())
         probe.close()
-        policy.send_signal(signal.SIGINT)
-        try:
-            out, _ = policy.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            policy.kill()
-            out, _ = policy.communicate()
+        out = interrupt(policy, 30)
     if policy.returncode not in (0, -signal.SIGINT):
         print(out, file=sys.stderr)
     stats = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
 from dmil_ros.core.shipped import suite_checkpoint_dir  # noqa: E402
 from dmil_ros.ros import interfaces as itf  # noqa: E402
 from dmil_ros.ros.mcap_io import list_demos  # noqa: E402
-from dmil_ros.ros.testing import Probe, isolated_ros_env  # noqa: E402
+from dmil_ros.ros.testing import Probe, interrupt, isolated_ros_env  # noqa: E402
 
 TASK = "reach-v3"
 
@@ -96,15 +95,9 @@ class Graph:
 
     def close(self) -> int:
         self.probe.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
+        interrupt(self.proc, 20)
         self._log.close()
-        return code
+        return self.proc.returncode
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ from dmil_ros.ros.mcap_io import demo_from_mcap, list_demos  # noqa: E402
 from dmil_ros.ros.observation import StateError, stamp_ns  # noqa: E402
 from dmil_ros.ros.policy_node import PolicyNode, load_policy  # noqa: E402
 from dmil_ros.ros.sim_bridge import SimBridge  # noqa: E402
-from dmil_ros.ros.testing import InProcessGraph, Probe, isolated_ros_env  # noqa: E402
+from dmil_ros.ros.testing import InProcessGraph, Probe, interrupt, isolated_ros_env  # noqa: E402
 
 pytestmark = pytest.mark.ros
 TASK = "microwave+kettle+top_burner+light_switch"
@@ -294,12 +293,8 @@ def test_kitchen_graph_records_a_demo_and_adapts(tmp_path: Path, checkpoint: Pat
             _kitchen_e2e(probe, tmp_path, task, log_path)
         finally:
             probe.close()
-            proc.send_signal(signal.SIGINT)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
+            interrupt(proc, 20)
+            code = proc.returncode
     assert code == 0, log_path.read_text(errors="replace")
     print(f"kitchen e2e: {time.monotonic() - t0:.1f} s")
 

@@ -9,7 +9,6 @@ delivered before its latency, a stale twist never moves the arm), not about timi
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from std_srvs.srv import SetBool  # noqa: E402
 from dmil_ros.ros import graph  # noqa: E402
 from dmil_ros.ros import interfaces as itf  # noqa: E402
 from dmil_ros.ros.observation import stamp_ns  # noqa: E402
-from dmil_ros.ros.testing import Probe, isolated_ros_env  # noqa: E402
+from dmil_ros.ros.testing import Probe, interrupt, isolated_ros_env  # noqa: E402
 
 pytestmark = pytest.mark.ros
 TASK = "door-close-v3"
@@ -93,15 +92,9 @@ class Standin:
 
     def close(self) -> int:
         self.probe.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
+        interrupt(self.proc, 20)
         self._log.close()
-        return code
+        return self.proc.returncode
 
 
 def _time(ns: int) -> Time:

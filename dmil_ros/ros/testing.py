@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +30,19 @@ from dmil_ros.ros.interfaces import ServiceSpec, TopicSpec
 _ROSOUT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ROSOUT = TopicSpec("/rosout", Log, _ROSOUT_QOS, "every node's log")
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> str | None:
+    """End a node or graph process as Ctrl-C does (SIGINT), killing it after `timeout` s; its output if
+    piped. The exit status is then `proc.returncode`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
 
 
 def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
