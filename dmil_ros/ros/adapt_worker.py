@@ -6,7 +6,8 @@ shared the GIL with the control loop. Here they run in one long-lived worker pro
 reused. The worker reads the demos itself, adapts from the hierarchy it is given and returns the
 adapted weights as numpy arrays; the node keeps acting with its current hierarchy meanwhile and swaps
 the new one in when the result is accepted (see policy_node). Progress (step i/N, loss) comes back on a
-queue, at most every PROGRESS_PERIOD, first and last step always.
+queue, at most every PROGRESS_PERIOD, first and last step always; a job's result is returned only
+after its progress has been forwarded (a marker closes each job's progress on that queue).
 
 The worker runs on the normal scheduler at a lower priority (niceness +ADAPT_NICENESS): a real-time
 control loop preempts it anyway, one on the normal scheduler is preferred over it. It uses `threads`
@@ -28,9 +29,11 @@ from typing import Any
 import numpy as np
 
 PROGRESS_PERIOD = 0.5  # [s]
+DRAIN_TIMEOUT = 2.0  # [s] how long a result waits for its job's last progress item
 ADAPT_NICENESS = 10
 
 _progress_queue: Any = None  # set in the worker process by _init_worker
+_JOB_DONE = "done"  # (_JOB_DONE, job_id) on the progress queue: that job sends no more progress
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,9 @@ def run_job(job: AdaptJob) -> AdaptOutcome:
         result = adapt(job.hierarchy, demos, job.config, progress=progress)
     except (DemoFileError, DemoError) as e:
         return AdaptOutcome(False, f"cannot adapt to {task}: {e}")
+    finally:
+        if _progress_queue is not None:
+            _progress_queue.put((_JOB_DONE, job.job_id))
     summary = (f"{result.num_demos} demo(s), {result.num_states} states, {result.steps} adaptation steps, "
                f"loss {result.loss_before:.4g} -> {result.loss_after:.4g}, {result.seconds:.2f} s, "
                f"sub-skill use {list(result.skill_counts)}")
@@ -113,8 +119,10 @@ class AdaptWorker:
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._queue: Any = None
+        self._forwarder: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._drained: dict[int, threading.Event] = {}  # job id -> set when its progress is forwarded
 
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -125,8 +133,9 @@ class AdaptWorker:
                 self._pool = concurrent.futures.ProcessPoolExecutor(
                     max_workers=1, mp_context=self._ctx, initializer=_init_worker,
                     initargs=(self._queue, self._threads))
-                threading.Thread(target=self._forward_progress, args=(self._queue,),
-                                 name="dmil-adapt-progress", daemon=True).start()
+                self._forwarder = threading.Thread(target=self._forward_progress, args=(self._queue,),
+                                                   name="dmil-adapt-progress", daemon=True)
+                self._forwarder.start()
             return self._pool
 
     def _forward_progress(self, q: Any) -> None:
@@ -137,6 +146,12 @@ class AdaptWorker:
                 return
             if item is None:
                 return
+            if item[0] == _JOB_DONE:
+                with self._lock:
+                    drained = self._drained.pop(item[1], None)
+                if drained is not None:
+                    drained.set()
+                continue
             self._on_progress(*item)
 
     def prestart(self) -> None:
@@ -153,25 +168,40 @@ class AdaptWorker:
         threading.Thread(target=start, name="dmil-adapt-prestart", daemon=True).start()
 
     def run(self, job: AdaptJob) -> AdaptOutcome:
-        """Adapt in the worker process; a crashed worker is replaced at the next call."""
+        """Adapt in the worker process; a crashed worker is replaced at the next call. Returns after
+        the job's last progress item has reached on_progress."""
+        drained = threading.Event()
+        with self._lock:
+            self._drained[job.job_id] = drained
         try:
-            return self._ensure_pool().submit(run_job, job).result()
+            outcome = self._ensure_pool().submit(run_job, job).result()
+            drained.wait(DRAIN_TIMEOUT)
         except concurrent.futures.process.BrokenProcessPool as e:
             self._discard_pool()
-            return AdaptOutcome(False, f"the adaptation worker process died ({e}); the next adaptation "
-                                       "starts a new one")
+            outcome = AdaptOutcome(False, f"the adaptation worker process died ({e}); the next adaptation "
+                                          "starts a new one")
+        finally:
+            with self._lock:
+                self._drained.pop(job.job_id, None)
+        return outcome
 
     def _discard_pool(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
             q, self._queue = self._queue, None
+            forwarder, self._forwarder = self._forwarder, None
         if pool is not None:
             _stop(pool)
         if q is not None:
+            # End the forwarding thread and the queue's feeder now, not in the interpreter's exit.
             try:
                 q.put(None)
             except (OSError, ValueError):
                 pass
+            if forwarder is not None:
+                forwarder.join(timeout=2.0)
+            q.close()
+            q.join_thread()
 
     def close(self) -> None:
         with self._lock:
@@ -184,9 +214,14 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     processes: Sequence[Any] = list(getattr(pool, "_processes", {}).values())  # the pool has no kill()
     for p in processes:
         p.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         p.join(timeout=2.0)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=2.0)
+    # wait=True: the pool's manager thread has closed its wake-up pipe before the interpreter exits;
+    # otherwise concurrent.futures' exit hook can write to it while it closes (OSError at exit).
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def hierarchy_from(base: Any, params: dict[str, np.ndarray]) -> Any:

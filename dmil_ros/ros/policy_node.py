@@ -440,6 +440,7 @@ class PolicyNode(Node):
         threading.Thread(target=work, name="dmil-adapt", daemon=True).start()
         try:
             ok, message, hierarchy = await done
+            self._publish_progress()  # the last step's line (the worker forwards it before its result)
         finally:
             self._adapting = False
             self.destroy_guard_condition(wake)
@@ -485,8 +486,10 @@ class PolicyNode(Node):
         its next change and after the adaptation, stays what _set_status last said)."""
         if self._progress is not None and self._adapting:
             task, step, steps, loss = self._progress
-            self._status = f"adapting to {task}: step {step}/{steps}, loss {loss:.4g}"
-            self._pub_status.publish(String(data=self._status))
+            line = f"adapting to {task}: step {step}/{steps}, loss {loss:.4g}"
+            if line != self._status:
+                self._status = line
+                self._pub_status.publish(String(data=line))
 
     def _prestart_worker(self) -> None:
         self.destroy_timer(self._prestart_timer)
