@@ -45,7 +45,7 @@ from std_srvs.srv import SetBool
 
 from dmil_ros.core.shipped import suite_checkpoint_dir
 from dmil_ros.ros import interfaces as itf
-from dmil_ros.ros.graph import config_file
+from dmil_ros.ros.graph import config_file, launch_args
 from dmil_ros.ros.testing import Probe, isolated_ros_env
 
 TASKS = ("door-close-v3", "drawer-open-v3", "lever-pull-v3")
@@ -63,6 +63,7 @@ if _config("standin", "scripted_teleop", "action_speed") != ROBOT_SPEED:
     raise SystemExit("action_speed differs: config/standin.yaml's operator, config/hardware.yaml's policy")
 POLICY_STATE_TIMEOUT = _config("hardware", "policy_node", "state_timeout")
 SERVO_TIMEOUT = _config("standin", "robot_standin", "incoming_command_timeout")
+CONTROL_RATE = float(next(a.default for a in launch_args("hardware") if a.name == "rate"))
 # What the hardware graph needs to know about the stand-in's cell (a real cell passes its own).
 CELL_ARGS = ("--frame-id", "base", "--gripper-joint", "right_gripper_l_finger_joint",
              "--gripper-scale", "20.0", "--gripper-topic", "/" + itf.GRIPPER_COMMAND.name,
@@ -214,9 +215,9 @@ def run_hardware(task: str, args: argparse.Namespace, latency: float, workdir: P
     graphs = Graphs(workdir, {
         "standin": ["standin", "--task", task, "--seed", str(args.seed), "--latency", str(latency),
                     "--position-noise", str(args.noise), "--camera-rate", str(args.camera_rate),
-                    "--driver-rate", str(args.driver_rate)],
+                    "--driver-rate", str(args.driver_rate), "--teleop-rate", str(args.rate)],
         "hardware": ["hardware", "--task", task, "--checkpoint", str(args.checkpoint),
-                     "--demo-dir", str(demo_dir), *CELL_ARGS],
+                     "--rate", str(args.rate), "--demo-dir", str(demo_dir), *CELL_ARGS],
     })
     try:
         graphs.wait_services((itf.STANDIN_RESET, itf.STANDIN_REPORT, itf.RECORD_START, itf.ADAPT,
@@ -299,49 +300,10 @@ def _summary(per_task: dict[str, Any], path: str) -> float:
     return round(sum(rates) / len(rates), 4)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated Meta-World tasks")
-    parser.add_argument("--episodes", type=int, default=10, help="policy episodes per task and path")
-    parser.add_argument("--demos", type=int, default=3, help="recorded demonstrations per task")
-    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (both paths)")
-    parser.add_argument("--latency", default="0.05",
-                        help="perception latency [s]; a comma-separated list runs the hardware path once "
-                             "per value (the degradation curve); the first value gives the ratio")
-    parser.add_argument("--noise", type=float, default=0.002, help="perception noise per axis [m]")
-    parser.add_argument("--camera-rate", type=float, default=30.0, help="perception rate [Hz]")
-    parser.add_argument("--driver-rate", type=float, default=100.0,
-                        help="joint_states/ee_pose rate [Hz] (the stand-in node's default is 500)")
-    parser.add_argument("--horizon-steps", type=int, default=300, help="sim episode horizon (DMIL protocol)")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped ML10 checkpoint")
-    parser.add_argument("--skip-sim", action="store_true", help="only the hardware path (no ratio)")
-    parser.add_argument("--json", action="store_true", help="progress on stderr, stdout only the JSON line")
-    parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
-    args = parser.parse_args(argv)
-    # The ML10 prior: the bench adapts to ML10 test tasks, which the ML45 prior trained on.
-    args.checkpoint = args.checkpoint or suite_checkpoint_dir("ml10")
-    tasks = [t for t in args.tasks.split(",") if t]
-    latencies = [float(x) for x in args.latency.split(",") if x]
-    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print
-    t0 = time.monotonic()
-    curve: dict[str, dict[str, Any]] = {}
-    per_task: dict[str, dict[str, Any]] = {t: {} for t in tasks}
-    with tempfile.TemporaryDirectory(prefix="dmil_hardware_loop_") as tmp:
-        for task in tasks:
-            if not args.skip_sim:
-                workdir = Path(tmp) / task / "sim"
-                workdir.mkdir(parents=True)
-                per_task[task]["sim"] = run_sim(task, args, workdir)
-                say(f"{task} sim: success {per_task[task]['sim']['success']}")
-            for latency in latencies:
-                workdir = Path(tmp) / task / f"hardware-{latency:g}"
-                workdir.mkdir(parents=True)
-                result = run_hardware(task, args, latency, workdir)
-                curve.setdefault(f"{latency:g}", {})[task] = result
-                if latency == latencies[0]:
-                    per_task[task]["hardware"] = result
-                say(f"{task} hardware (latency {latency * 1e3:g} ms): success {result['success']}, "
-                    f"stale-state check {result['stale_state']}")
+def summarize(per_task: dict[str, dict[str, Any]], curve: dict[str, dict[str, Any]],
+              args: argparse.Namespace, latencies: list[float], t0: float, complete: bool) -> dict[str, Any]:
+    """The JSON result for the tasks run so far (`complete`: all of --tasks)."""
+    tasks = list(per_task)
     first = [rs for rs in curve.values()][0]
     after_disable = sum(e["commands_after_disable"] for r in first.values() for e in r["episodes"])
     after_stale = sum(r["stale_state"]["commands_after_stale"] for r in first.values())
@@ -350,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         sum(r["stale_state"]["commands_after_stale"] for r in runs)
     success_hw = _summary(per_task, "hardware")
     success_sim = None if args.skip_sim else _summary(per_task, "sim")
-    result = {
+    return {
         "per_task": {t: {"hardware": r["hardware"]["success"], "sim": r.get("sim", {}).get("success"),
                          "hardware_demos_succeeded": sum(d["success"] for d in r["hardware"]["demos"]),
                          "sim_demos_succeeded": (sum(d["success"] for d in r["sim"]["demos"])
@@ -372,16 +334,73 @@ def main(argv: list[str] | None = None) -> int:
                      "camera_rate_hz": args.camera_rate, "driver_rate_hz": args.driver_rate,
                      "horizon_steps_sim": args.horizon_steps,
                      "horizon_s_hardware": round(horizon_s(args.horizon_steps), 3),
-                     "robot_speed_mps": ROBOT_SPEED, "checkpoint": str(args.checkpoint)},
+                     "robot_speed_mps": ROBOT_SPEED, "control_rate_hz": args.rate,
+                     "checkpoint": str(args.checkpoint)},
         "details": {t: {"sim": r.get("sim"), "hardware": {lat: rs[t] for lat, rs in curve.items()}}
                     for t, r in per_task.items()},
         "loadavg_1min": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
         "wall_s": round(time.monotonic() - t0, 1),
+        "complete": complete,
     }
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated Meta-World tasks")
+    parser.add_argument("--episodes", type=int, default=10, help="policy episodes per task and path")
+    parser.add_argument("--demos", type=int, default=3, help="recorded demonstrations per task")
+    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (both paths)")
+    parser.add_argument("--latency", default="0.05",
+                        help="perception latency [s]; a comma-separated list runs the hardware path once "
+                             "per value (the degradation curve); the first value gives the ratio")
+    parser.add_argument("--noise", type=float, default=0.002, help="perception noise per axis [m]")
+    parser.add_argument("--camera-rate", type=float, default=30.0, help="perception rate [Hz]")
+    parser.add_argument("--driver-rate", type=float, default=100.0,
+                        help="joint_states/ee_pose rate [Hz] (the stand-in node's default is 500)")
+    parser.add_argument("--rate", type=float, default=CONTROL_RATE,
+                        help="policy and operator command rate [Hz] (the hardware graph's default)")
+    parser.add_argument("--horizon-steps", type=int, default=300, help="sim episode horizon (DMIL protocol)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped ML10 checkpoint")
+    parser.add_argument("--skip-sim", action="store_true", help="only the hardware path (no ratio)")
+    parser.add_argument("--json", action="store_true", help="progress on stderr, stdout only the JSON line")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
+    args = parser.parse_args(argv)
+    # The ML10 prior: the bench adapts to ML10 test tasks, which the ML45 prior trained on.
+    args.checkpoint = args.checkpoint or suite_checkpoint_dir("ml10")
+    tasks = [t for t in args.tasks.split(",") if t]
+    latencies = [float(x) for x in args.latency.split(",") if x]
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print
+    t0 = time.monotonic()
+    per_task: dict[str, dict[str, Any]] = {}
+    curve: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="dmil_hardware_loop_") as tmp:
+        for task in tasks:
+            per_task[task] = {}
+            if not args.skip_sim:
+                workdir = Path(tmp) / task / "sim"
+                workdir.mkdir(parents=True)
+                per_task[task]["sim"] = run_sim(task, args, workdir)
+                say(f"{task} sim: success {per_task[task]['sim']['success']}")
+            for latency in latencies:
+                workdir = Path(tmp) / task / f"hardware-{latency:g}"
+                workdir.mkdir(parents=True)
+                result = run_hardware(task, args, latency, workdir)
+                curve.setdefault(f"{latency:g}", {})[task] = result
+                if latency == latencies[0]:
+                    per_task[task]["hardware"] = result
+                say(f"{task} hardware (latency {latency * 1e3:g} ms): success {result['success']}, "
+                    f"stale-state check {result['stale_state']}")
+            if args.out and task != tasks[-1]:  # what is measured so far survives a killed run
+                _write(args.out, summarize(per_task, curve, args, latencies, t0, complete=False))
+    result = summarize(per_task, curve, args, latencies, t0, complete=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        _write(args.out, result)
     if not args.json:
         for t, r in result["per_task"].items():
             print(f"{t}: hardware {r['hardware']}, sim {r['sim']}")

@@ -140,6 +140,16 @@ def test_standin_launch_file_builds_the_cell(monkeypatch: pytest.MonkeyPatch) ->
         itf.TELEOP_GRIPPER.name: "/" + itf.GRIPPER_COMMAND.name}
 
 
+def test_standin_operator_rate_comes_from_the_params_file_unless_given() -> None:
+    def operator(given: dict[str, str]) -> dict[str, Any]:
+        return next(n.parameters for n in graph.build_graph("standin", given) if n.name == "scripted_teleop")
+
+    assert "rate" not in operator({})
+    assert operator({"teleop_rate": "25"})["rate"] == 25.0
+    with pytest.raises(itf.ConfigError, match="teleop_rate"):
+        graph.build_graph("standin", {"teleop_rate": "fast"})
+
+
 def test_launch_arguments_declare_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     for mod_name, mod in _fake_launch_modules().items():
         monkeypatch.setitem(sys.modules, mod_name, mod)

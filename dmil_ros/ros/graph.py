@@ -127,6 +127,7 @@ LAUNCH_ARGS: dict[str, tuple[LaunchArg, ...]] = {
         LaunchArg("gripper_topic", "/" + itf.GRIPPER_COMMAND.name, "the cell's gripper input (Float64)"),
         LaunchArg("teleop", "on", "run the scripted expert as operator (enable it: dmil/teleop/enable)",
                   ("on", "off")),
+        LaunchArg("teleop_rate", "", "the scripted operator's command rate [Hz] (empty: the params file's)"),
     ),
 }
 
@@ -215,9 +216,10 @@ def _standin_nodes(values: Mapping[str, str], cfg: Path) -> list[NodeSpec]:
                  itf.GRIPPER_COMMAND.name: values["gripper_topic"]}))
     if values["teleop"] != "on":
         return [standin]
+    rate = {"rate": "teleop_rate"} if values["teleop_rate"] else {}
     operator = NodeSpec("scripted_teleop", "scripted_teleop", cfg, _params("scripted_teleop", values, {
-        "task": "task"}), _remaps({itf.TELEOP_TWIST.name: values["twist_topic"],
-                                   itf.TELEOP_GRIPPER.name: values["gripper_topic"]}))
+        "task": "task", **rate}), _remaps({itf.TELEOP_TWIST.name: values["twist_topic"],
+                                           itf.TELEOP_GRIPPER.name: values["gripper_topic"]}))
     return [standin, operator]
 
 
