@@ -99,7 +99,8 @@ LAUNCH_ARGS: dict[str, tuple[LaunchArg, ...]] = {
     ),
     "hardware": (
         *_COMMON_ARGS,
-        LaunchArg("rate", "80.0", "policy control rate [Hz]"),
+        LaunchArg("rate", "25.0", "policy control rate [Hz]; keep it 100 x action_speed [m/s] (the sim's "
+                  "80 Hz x 0.25 / 0.8), so that one step moves the hand as far as one sim step"),
         LaunchArg("twist_topic", "/servo_node/delta_twist_cmds", "where the policy's TwistStamped goes"),
         LaunchArg("gripper_topic", "/" + itf.POLICY_GRIPPER.name, "where the policy's gripper command goes"),
         LaunchArg("joint_states_topic", "/joint_states", "robot joint states"),
