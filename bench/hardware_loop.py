@@ -2,7 +2,7 @@
 
 Hardware path, per task (and per --latency value): `dmil bringup standin` (the cell: MoveIt Servo,
 driver, perception, gripper, on the task's Meta-World scene; the scripted expert as operator) and
-`dmil bringup hardware` (policy_node + demo_recorder, config/hardware.yaml: timer trigger at 80 Hz,
+`dmil bringup hardware` (policy_node + demo_recorder, config/hardware.yaml: timer trigger at --rate, 25 Hz,
 0.25 m/s, SCHED_FIFO) on one isolated ROS domain, no `ros2 launch`. The operator records --demos
 demonstrations through the cell's command topics (/servo_node/delta_twist_cmds, /gripper/command,
 which the recorder records as the operator's), /dmil/adapt adapts the policy, which then drives
