@@ -45,7 +45,7 @@ from std_srvs.srv import SetBool
 
 from dmil_ros.core.shipped import suite_checkpoint_dir
 from dmil_ros.ros import interfaces as itf
-from dmil_ros.ros.graph import config_file, launch_args
+from dmil_ros.ros.graph import config_file, launch_default
 from dmil_ros.ros.testing import Probe, isolated_ros_env
 
 TASKS = ("door-close-v3", "drawer-open-v3", "lever-pull-v3")
@@ -63,7 +63,7 @@ if _config("standin", "scripted_teleop", "action_speed") != ROBOT_SPEED:
     raise SystemExit("action_speed differs: config/standin.yaml's operator, config/hardware.yaml's policy")
 POLICY_STATE_TIMEOUT = _config("hardware", "policy_node", "state_timeout")
 SERVO_TIMEOUT = _config("standin", "robot_standin", "incoming_command_timeout")
-CONTROL_RATE = float(next(a.default for a in launch_args("hardware") if a.name == "rate"))
+CONTROL_RATE = float(launch_default("hardware", "rate"))
 # What the hardware graph needs to know about the stand-in's cell (a real cell passes its own).
 CELL_ARGS = ("--frame-id", "base", "--gripper-joint", "right_gripper_l_finger_joint",
              "--gripper-scale", "20.0", "--gripper-topic", "/" + itf.GRIPPER_COMMAND.name,

@@ -21,7 +21,7 @@ pytest.importorskip("metaworld")
 from dmil_ros.core.checkpoint import save_checkpoint  # noqa: E402
 from dmil_ros.core.config import ModelConfig  # noqa: E402
 from dmil_ros.core.hierarchy import Hierarchy  # noqa: E402
-from dmil_ros.ros.graph import launch_args  # noqa: E402
+from dmil_ros.ros.graph import launch_default  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +41,7 @@ def test_hardware_loop_short(tmp_path: Path) -> None:
     assert result == json.loads(out.read_text())
     assert {"per_task", "ratio_hardware_vs_sim", "commands_after_disable", "latency_curve"} <= set(result)
     assert result["complete"] is True  # the last task's write; earlier ones say False
-    rate = next(a.default for a in launch_args("hardware") if a.name == "rate")
-    assert result["settings"]["control_rate_hz"] == float(rate)
+    assert result["settings"]["control_rate_hz"] == float(launch_default("hardware", "rate"))
     reach = result["per_task"]["reach-v3"]
     # The scripted operator solved its demo through the stand-in's Servo, and in the sim.
     assert reach["hardware_demos_succeeded"] == 1 and reach["sim_demos_succeeded"] == 1, result["details"]

@@ -139,6 +139,11 @@ def launch_args(kind: str) -> tuple[LaunchArg, ...]:
     return LAUNCH_ARGS[kind]
 
 
+def launch_default(kind: str, name: str) -> str:
+    """The default value of graph `kind`'s launch argument `name`."""
+    return next(a.default for a in launch_args(kind) if a.name == name)
+
+
 def config_file(kind: str) -> Path:
     """config/<kind>.yaml as shipped (core/shipped.py: the source checkout, else the installed share)."""
     return shipped.shipped_config(f"{kind}.yaml")
