@@ -68,8 +68,9 @@ def stamp(k: int) -> Time:
     return Time(sec=100 + k)
 
 
-def publish_state(probe: Probe, k: int, mutate: Any = None, skip: tuple[str, ...] = ()) -> None:
-    js, ee, objs, goal = state_to_msgs(fake_state(k), stamp(k), "world", "gripper_opening")
+def publish_state(probe: Probe, k: int, mutate: Any = None, skip: tuple[str, ...] = (),
+                  at: Time | None = None) -> None:
+    js, ee, objs, goal = state_to_msgs(fake_state(k), at or stamp(k), "world", "gripper_opening")
     if mutate is not None:
         mutate(js, ee, objs, goal)
     for spec, msg in ((itf.GOAL, goal), (itf.OBJECT_POSES, objs), (itf.JOINT_STATES, js), (itf.EE_POSE, ee)):
@@ -97,7 +98,7 @@ def start_policy(ros: InProcessGraph, checkpoint: Path, tmp_path: Path, **params
                 "state_timeout": 0.3, "rate": 50.0, "expected_joint_count": 10, "max_clock_skew": 0.0}
     node = ros.add(PolicyNode, **{**defaults, **params})
     ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_TWIST, itf.POLICY_STATUS),
-                           readers=(node,))
+                           nodes=(node,))
     return node
 
 
@@ -106,21 +107,28 @@ def is_zero(twist: Any) -> bool:
     return lin.x == lin.y == lin.z == 0.0
 
 
-def drive_then_break(ros: InProcessGraph, mutate: Any = None, skip: tuple[str, ...] = ()) -> Any:
-    """One good state (the policy drives), then a bad one with stamp 101: its command must be zero."""
-    # Matched on the probe's side is not always matched on the node's: once, in a full suite run, the
-    # single first state was never answered. The same state again is harmless (the node acts once per
-    # stamp), so it goes out until the node answers it.
-    def answered() -> bool:
-        return any(stamp_ns(t.header.stamp) == stamp_ns(stamp(0)) for t in ros.twists())
+def first_command(ros: InProcessGraph) -> Any:
+    """The node's command for the good state fake_state(0), stamped within second 100 (before stamp(1))."""
+    # Matched on both sides is not always enough under load: the state or its answer can still be lost.
+    # The node acts once per stamp, so each retry carries a new stamp (a few ns later).
+    def answered() -> list[Any]:
+        return [t for t in ros.twists() if t.header.stamp.sec == stamp(0).sec]
 
     deadline = time.monotonic() + ANSWER_S
+    attempt = 0
     while not answered():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {ANSWER_S} s waiting for a command for the good state")
-        publish_state(ros.probe, 0)
+        publish_state(ros.probe, 0, at=Time(sec=stamp(0).sec, nanosec=attempt))
+        attempt += 1
         with contextlib.suppress(TimeoutError):
             ros.probe.wait_until(answered, 0.5, "a command for the good state")
+    return answered()[0]
+
+
+def drive_then_break(ros: InProcessGraph, mutate: Any = None, skip: tuple[str, ...] = ()) -> Any:
+    """One good state (the policy drives), then a bad one with stamp 101: its command must be zero."""
+    first_command(ros)
     # the status goes out right after the command, but on its own topic: it can arrive a little later
     ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "the driving status")
     publish_state(ros.probe, 1, mutate, skip)
@@ -138,7 +146,7 @@ def test_wrong_length_joint_states_are_refused(ros: InProcessGraph, checkpoint: 
     refused = drive_then_break(ros, drop_one)
     assert all(is_zero(t) for t in refused)
     reason = "joint_states has 10 names but 9 positions"
-    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), ANSWER_S, "the reason")
 
 
 def test_nan_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
@@ -148,7 +156,7 @@ def test_nan_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp
         js.position = [float("nan")] + list(js.position)[1:]
 
     assert all(is_zero(t) for t in drive_then_break(ros, nan))
-    ros.probe.wait_until(lambda: ros.said("NaN") and ros.logged("NaN"), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said("NaN") and ros.logged("NaN"), ANSWER_S, "the reason")
 
 
 def test_empty_object_poses_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
@@ -159,7 +167,7 @@ def test_empty_object_poses_are_refused(ros: InProcessGraph, checkpoint: Path, t
 
     assert all(is_zero(t) for t in drive_then_break(ros, no_objects))
     reason = "object_poses has 0 poses, task reach-v3 needs 1"
-    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), ANSWER_S, "the reason")
 
 
 def test_never_published_object_poses_give_zero_commands(ros: InProcessGraph, checkpoint: Path,
@@ -168,7 +176,7 @@ def test_never_published_object_poses_give_zero_commands(ros: InProcessGraph, ch
     for k in range(10):
         publish_state(ros.probe, k, skip=(itf.OBJECT_POSES.name,))
         time.sleep(0.05)
-    ros.probe.wait_until(lambda: "never received object_poses" in ros.status(), 5, "the watchdog")
+    ros.probe.wait_until(lambda: "never received object_poses" in ros.status(), ANSWER_S, "the watchdog")
     assert ros.twists() and all(is_zero(t) for t in ros.twists())
     assert ros.logged("never received object_poses")
 
@@ -178,16 +186,17 @@ def test_stale_state_gives_zero_commands(ros: InProcessGraph, checkpoint: Path, 
     for k in range(5):
         publish_state(ros.probe, k)
         time.sleep(0.02)
-    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "driving")
+    ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "driving")
     assert not is_zero(ros.twists()[-1])
     stopped = time.monotonic()
-    status = ros.probe.wait_until(lambda: "stale state" in (s := ros.status()) and s, 5, "the watchdog")
+    status = ros.probe.wait_until(lambda: "stale state" in (s := ros.status()) and s,
+                                  ANSWER_S, "the watchdog")
     waited = time.monotonic() - stopped
     assert 0.15 < waited < 1.5, waited
     assert is_zero(ros.twists()[-1]) and status.startswith("refusing: stale state")
     # and it drives again as soon as states come back
     publish_state(ros.probe, 50)
-    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "recovery")
+    ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "recovery")
 
 
 def test_stale_state_zeros_for_a_bounded_time_then_silence(ros: InProcessGraph, checkpoint: Path,
@@ -198,8 +207,8 @@ def test_stale_state_zeros_for_a_bounded_time_then_silence(ros: InProcessGraph, 
     for k in range(5):
         publish_state(ros.probe, k)
         time.sleep(0.02)
-    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "driving")
-    ros.probe.wait_until(lambda: "command stream stopped" in ros.status(), 5, "the stream to stop")
+    ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "driving")
+    ros.probe.wait_until(lambda: "command stream stopped" in ros.status(), ANSWER_S, "the stream to stop")
     zeros = [t for t in ros.twists() if is_zero(t)]
     assert zeros, "no zero command before the stream stopped"
     first_zero = stamp_ns(zeros[0].header.stamp)
@@ -210,8 +219,9 @@ def test_stale_state_zeros_for_a_bounded_time_then_silence(ros: InProcessGraph, 
     assert len(ros.twists()) == count, "still publishing after stale_zero_duration"
     assert ros.logged("command stream stopped after 0.4 s of zeros")
     publish_state(ros.probe, 50)  # state returns: driving, and the next stale period zeros again
-    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "recovery")
-    ros.probe.wait_until(lambda: len([t for t in ros.twists() if is_zero(t)]) > len(zeros), 5, "zeros again")
+    ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "recovery")
+    ros.probe.wait_until(lambda: len([t for t in ros.twists() if is_zero(t)]) > len(zeros),
+                         ANSWER_S, "zeros again")
 
 
 def now_stamp(offset_s: float = 0.0) -> Time:
@@ -246,7 +256,7 @@ def test_states_stamped_far_from_the_clock_are_refused(ros: InProcessGraph, chec
     bad = now_stamp(offset)
     publish_stamped(ros.probe, 1, bad)
     assert all(is_zero(t) for t in answer_to(ros, bad))
-    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), ANSWER_S, "the reason")
 
 
 @pytest.mark.parametrize(("part", "mutate"), [
@@ -264,7 +274,7 @@ def test_implausible_but_finite_states_are_refused(ros: InProcessGraph, checkpoi
     start_policy(ros, checkpoint, tmp_path)
     refused = drive_then_break(ros, mutate)
     assert all(is_zero(t) for t in refused)
-    ros.probe.wait_until(lambda: ros.said(part) and ros.logged(part), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(part) and ros.logged(part), ANSWER_S, "the reason")
 
 
 def test_workspace_is_configurable(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
@@ -272,7 +282,7 @@ def test_workspace_is_configurable(ros: InProcessGraph, checkpoint: Path, tmp_pa
     refused = drive_then_break(ros, lambda js, ee, objs, goal: setattr(ee.pose.position, "x", 0.2))
     assert all(is_zero(t) for t in refused)
     reason = "ee_pose position lies outside the workspace [-0.1, 0, 0] .. [0.1, 1, 0.5] m"
-    ros.probe.wait_until(lambda: ros.said(reason), 5, "the reason")
+    ros.probe.wait_until(lambda: ros.said(reason), ANSWER_S, "the reason")
 
 
 def test_action_speed_is_the_speed_of_an_action_of_one(ros: InProcessGraph, checkpoint: Path,
@@ -287,15 +297,7 @@ def test_action_speed_is_the_speed_of_an_action_of_one(ros: InProcessGraph, chec
         mapping, *state_to_msgs(fake_state(0), stamp(0), "world", "gripper_opening")))
     action = np.clip(node._actor.act(obs)[0], -1.0, 1.0)
 
-    def answered() -> list[Any]:
-        return [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(0))]
-
-    deadline = time.monotonic() + 5
-    while not answered() and time.monotonic() < deadline:
-        publish_state(ros.probe, 0)
-        with contextlib.suppress(TimeoutError):
-            ros.probe.wait_until(answered, 0.5, "a command for the state")
-    lin = answered()[0].twist.linear
+    lin = first_command(ros).twist.linear
     np.testing.assert_allclose([lin.x, lin.y, lin.z], action[:3] * 0.25, atol=1e-6)
 
 
@@ -310,7 +312,8 @@ def test_disabled_policy_is_silent(ros: InProcessGraph, checkpoint: Path, tmp_pa
     res = ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=True))
     assert res.success and "enabled" in res.message
     # enabling acts on the current state at once (a lock-step sim is waiting for that command)
-    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(2)) for t in ros.twists()), 5,
+    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(2)) for t in ros.twists()),
+                         ANSWER_S,
                          "the first command")
 
 
@@ -505,16 +508,16 @@ def test_unknown_task_on_the_topic_refuses_to_drive(ros: InProcessGraph, checkpo
     ros.probe.wait_until(lambda: task.get_subscription_count() >= 1, 10, "the policy's task subscription")
     task.publish(String(data="no-such-task-v3"))
     reason = "cannot drive task 'no-such-task-v3'"
-    ros.probe.wait_until(lambda: ros.logged(reason), 5, "the task refusal")
+    ros.probe.wait_until(lambda: ros.logged(reason), ANSWER_S, "the task refusal")
     publish_state(ros.probe, 0)
-    ros.probe.wait_until(lambda: ros.said(reason), 5, "refusing")
+    ros.probe.wait_until(lambda: ros.said(reason), ANSWER_S, "refusing")
     assert is_zero(ros.twists()[-1])
     res = ros.probe.call(itf.POLICY_ADAPT)
     assert not res.success and reason in res.message, res.message
     task.publish(String(data=TASK))
-    ros.probe.wait_until(lambda: ros.logged(f"task is now {TASK}"), 5, "the known task")
+    ros.probe.wait_until(lambda: ros.logged(f"task is now {TASK}"), ANSWER_S, "the known task")
     publish_state(ros.probe, 1)
-    ros.probe.wait_until(lambda: ros.status() == "driving", 5, "driving again")
+    ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "driving again")
 
 
 # --- recorder crash -------------------------------------------------------------------------------
@@ -601,9 +604,10 @@ def test_flooded_recorder_counts_what_it_lost_and_does_not_call_the_demo_complet
     kept as .incomplete and record/stop fails."""
     import re
 
-    ros.add(DemoRecorder, demo_dir=str(tmp_path / "demos"))
+    recorder = ros.add(DemoRecorder, demo_dir=str(tmp_path / "demos"))
     ros.probe.watch(itf.RECORD_STATUS)
-    ros.probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.TELEOP_TWIST, itf.TELEOP_GRIPPER))
+    ros.probe.wait_matched(publish=(*itf.STATE_TOPICS, itf.TELEOP_TWIST, itf.TELEOP_GRIPPER),
+                           nodes=(recorder,))
     twist, _ = action_to_command(np.array([0.1, 0.2, -0.1, 0.5]), stamp(0), "world")
     pub = ros.probe.publisher(itf.TELEOP_TWIST)
     for _ in range(3):  # the recorder learns the publisher's sequence numbers
@@ -620,7 +624,8 @@ def test_flooded_recorder_counts_what_it_lost_and_does_not_call_the_demo_complet
         pub.publish(twist)
     time.sleep(1.5)
     statuses = ros.probe.received
-    ros.probe.wait_until(lambda: any("operator commands" in m.data for m in statuses(itf.RECORD_STATUS)), 5,
+    ros.probe.wait_until(lambda: any("operator commands" in m.data for m in statuses(itf.RECORD_STATUS)),
+                         ANSWER_S,
                          "a recording status")
     res = ros.probe.call(itf.RECORD_STOP, timeout=60)
     files = list(task_dir(tmp_path / "demos", TASK).iterdir())
@@ -664,9 +669,10 @@ def test_realtime_priority_without_permission_is_logged_and_the_node_drives(
                         lambda priority: asked.append(priority) or "no permission for SCHED_FIFO")
     start_policy(ros, checkpoint, tmp_path, realtime_priority=5)
     assert asked == [5]
-    ros.probe.wait_until(lambda: ros.logged("realtime_priority 5 not set: no permission"), 5, "the warning")
-    publish_state(ros.probe, 0)
-    ros.probe.wait_until(lambda: ros.twists() and ros.status() == "driving", 5, "driving")
+    ros.probe.wait_until(lambda: ros.logged("realtime_priority 5 not set: no permission"),
+                         ANSWER_S, "the warning")
+    first_command(ros)
+    ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "driving")
 
 
 # --- hostile messages -----------------------------------------------------------------------------
@@ -746,7 +752,7 @@ def test_safe_parameters_are_runtime_settable_and_checked(ros: InProcessGraph, c
     assert policy._timer.timer_period_ns == int(0.5 / 5 * 1e9)
     (res,) = set_remote(ros, "policy_node", Parameter("enabled", value=False))
     assert res.successful
-    ros.probe.wait_until(lambda: ros.status() == "disabled", 5, "disabled by the parameter")
+    ros.probe.wait_until(lambda: ros.status() == "disabled", ANSWER_S, "disabled by the parameter")
     res = ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=True))
     assert res.success and policy.get_parameter("enabled").value is True  # the service sets the parameter
 
@@ -801,7 +807,8 @@ def test_adaptation_runs_in_a_worker_process_and_reports_progress(ros: InProcess
     lines = [m.data for m in ros.probe.received(itf.POLICY_STATUS) if m.data.startswith("adapting")]
     assert lines and lines[0].startswith("adapting to reach-v3: step 1/40, loss "), lines
     assert lines[-1].startswith("adapting to reach-v3: step 40/40, loss "), lines
-    ros.probe.wait_until(lambda: not ros.status().startswith("adapting"), 5, "the control status again")
+    ros.probe.wait_until(lambda: not ros.status().startswith("adapting"),
+                         ANSWER_S, "the control status again")
     assert policy._adapted_for == TASK and policy._hierarchy is not policy._base
 
 
@@ -851,7 +858,8 @@ def test_a_worker_that_dies_keeps_the_old_hierarchy(ros: InProcessGraph, checkpo
     assert results and not results[0].success and "worker process died" in results[0].message, results
     assert policy._hierarchy is policy._base
     publish_state(ros.probe, 7)  # still driving
-    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(7)) for t in ros.twists()), 5,
+    ros.probe.wait_until(lambda: any(stamp_ns(t.header.stamp) == stamp_ns(stamp(7)) for t in ros.twists()),
+                         ANSWER_S,
                          "a command")
     assert policy.set_parameters([Parameter("adapt_steps", value=3)])[0].successful
     res = ros.probe.call(itf.POLICY_ADAPT, timeout=120)  # a new worker

@@ -183,7 +183,7 @@ def joint_command(stamp: Time, velocity: dict[str, float]) -> JointState:
 def test_sim_bridge_publishes_the_kitchen_and_executes_joint_velocities(ros: InProcessGraph) -> None:
     bridge = ros.add(SimBridge, env="kitchen", task=TASK, lock_step=True)
     ros.probe.wait_matched(publish=(itf.TELEOP_JOINT_VELOCITY, itf.POLICY_JOINT_VELOCITY),
-                           watch=(itf.JOINT_STATES,), timeout=20, readers=(bridge,))
+                           watch=(itf.JOINT_STATES,), timeout=20, nodes=(bridge,))
     ros.probe.wait_until(lambda: ros.probe.received(itf.OBJECT_POSES) and ros.probe.received(itf.GOAL), 10,
                          "the first state")
     first = distinct_states(ros)[-1]
@@ -243,7 +243,7 @@ def test_policy_node_drives_joint_velocities_and_refuses_bad_states(ros: InProce
                      demo_dir=str(tmp_path / "demos"), state_timeout=0.3, expected_joint_count=10,
                      max_clock_skew=0.0)  # synthetic stamps (1970)
     ros.probe.wait_matched(publish=itf.STATE_TOPICS, watch=(itf.POLICY_JOINT_VELOCITY, itf.POLICY_STATUS),
-                           timeout=20, readers=(policy,))
+                           timeout=20, nodes=(policy,))
 
     def commands_for(k: int) -> list[Any]:
         return [c for c in ros.probe.received(itf.POLICY_JOINT_VELOCITY)

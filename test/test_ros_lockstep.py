@@ -83,7 +83,7 @@ class Manual:
     def wait_matched(self, publish: tuple = (), watch: tuple = ()) -> None:
         """The probe's endpoints matched, on the node's side too (its subscriptions know the probe's
         writers: without that a state published now can be lost, see Probe.wait_matched)."""
-        self.probe.wait_matched(publish=publish, watch=watch, readers=(self.node,))
+        self.probe.wait_matched(publish=publish, watch=watch, nodes=(self.node,))
 
     def spin(self, seconds: float = 0.3) -> None:
         """Let DDS deliver for `seconds` without running callbacks, then run everything that is ready."""

@@ -40,7 +40,7 @@ def ros() -> Iterator[InProcessGraph]:
 def start_bridge(ros: InProcessGraph, **params: Any) -> SimBridge:
     node = ros.add(SimBridge, **params)
     commands = (itf.TELEOP_TWIST, itf.TELEOP_GRIPPER, itf.POLICY_TWIST, itf.POLICY_GRIPPER)
-    ros.probe.wait_matched(publish=commands, watch=(itf.EE_POSE,), readers=(node,))
+    ros.probe.wait_matched(publish=commands, watch=(itf.EE_POSE,), nodes=(node,))
     ros.probe.wait_until(lambda: ros.probe.received(itf.EE_POSE), 10, "the first state")
     return node
 

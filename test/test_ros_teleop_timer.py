@@ -35,10 +35,10 @@ def test_scripted_operator_in_timer_mode_acts_on_independently_stamped_parts() -
     g = InProcessGraph()
     try:
         g.probe.watch(itf.TELEOP_TWIST)
-        g.add(ScriptedTeleop, task="reach-v3", trigger="timer", rate=50.0, state_timeout=0.3,
+        teleop = g.add(ScriptedTeleop, task="reach-v3", trigger="timer", rate=50.0, state_timeout=0.3,
               max_linear_speed=0.25, command_subscribers=0, enabled=True, gripper_joint="g")
         pubs = {spec.name: g.probe.publisher(spec) for spec in itf.STATE_TOPICS}
-        g.probe.wait_matched(publish=tuple(itf.STATE_TOPICS), watch=(itf.TELEOP_TWIST,))
+        g.probe.wait_matched(publish=tuple(itf.STATE_TOPICS), watch=(itf.TELEOP_TWIST,), nodes=(teleop,))
 
         def publish_state() -> None:
             now = time.time_ns()

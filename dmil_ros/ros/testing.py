@@ -96,19 +96,21 @@ class Probe:
         self._subscriptions[topic] = sub
 
     def wait_matched(self, publish: tuple[TopicSpec, ...] = (), watch: tuple[TopicSpec, ...] = (),
-                     timeout: float = 10.0, readers: Sequence[Node] = ()) -> None:
-        """Until the DDS endpoints are matched: published topics have a reader, watched topics have
-        their publishers connected, and every subscription of `readers` (in-process nodes) to a published
-        topic has matched a publisher on *its* side. Matching is not symmetric: a writer can list a
-        reader whose side does not know the writer yet, and that reader drops what comes meanwhile
-        (a volatile reader never gets it back); checking both sides makes delivery certain from now on."""
+                     timeout: float = 10.0, nodes: Sequence[Node] = ()) -> None:
+        """Until the DDS endpoints are matched on both sides. Matching is not symmetric: a writer can list
+        a reader whose side does not know the writer yet (the reader drops what comes meanwhile), and a
+        reader can list a writer that does not know the reader yet (the writer sends it nothing); a
+        volatile reader never gets either back. So: published topics have a reader, and every
+        subscription of `nodes` (in-process) to them has matched a publisher; watched topics have a
+        publisher, and every publisher of `nodes` on them has matched a subscription."""
         pubs = [self.publisher(spec) for spec in publish]
         subs = [self._subscriptions[spec.name] for spec in watch]
-        topics = {p.topic_name for p in pubs}
-        reader_subs = [s for node in readers for s in node.subscriptions if s.topic_name in topics]
-        self.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs)
-                        and all(s.get_publisher_count() >= 1 for s in subs)
-                        and all(s.get_publisher_count() >= 1 for s in reader_subs),
+        published = {p.topic_name for p in pubs}
+        watched = {s.topic_name for s in subs}
+        node_subs = [s for node in nodes for s in node.subscriptions if s.topic_name in published]
+        node_pubs = [p for node in nodes for p in node.publishers if p.topic_name in watched]
+        self.wait_until(lambda: all(p.get_subscription_count() >= 1 for p in pubs + node_pubs)
+                        and all(s.get_publisher_count() >= 1 for s in subs + node_subs),
                         timeout, "matched endpoints")
 
     def received(self, spec_or_name: TopicSpec | str) -> list[Any]:
