@@ -37,11 +37,11 @@ setup(
     entry_points={
         "console_scripts": [
             "dmil = dmil_ros.cli:main",
-            "sim_bridge = dmil_ros.ros.sim_bridge:main",
-            "policy_node = dmil_ros.ros.policy_node:main",
-            "demo_recorder = dmil_ros.ros.demo_recorder:main",
-            "scripted_teleop = dmil_ros.ros.scripted_teleop:main",
-            "robot_standin = dmil_ros.ros.robot_standin:main",
+            "sim_bridge = dmil_ros.ros.entry:sim_bridge",
+            "policy_node = dmil_ros.ros.entry:policy_node",
+            "demo_recorder = dmil_ros.ros.entry:demo_recorder",
+            "scripted_teleop = dmil_ros.ros.entry:scripted_teleop",
+            "robot_standin = dmil_ros.ros.entry:robot_standin",
         ],
     },
 )

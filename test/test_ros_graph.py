@@ -185,10 +185,23 @@ def test_graph_rejects_bad_arguments() -> None:
 def test_bringup_commands_match_the_graph(tmp_path: Path) -> None:
     commands = dict(node_commands("hardware", {"twist_topic": "/servo/cmd", "rate": "100"}, tmp_path))
     policy = commands["policy_node"]
-    assert policy[:3] == [sys.executable, "-m", "dmil_ros.ros.policy_node"]
+    assert policy[:4] == [sys.executable, "-m", "dmil_ros.ros.entry", "policy_node"]
     assert "dmil/policy/twist_cmd:=/servo/cmd" in policy
     overrides = yaml.safe_load((tmp_path / "policy_node.overrides.yaml").read_text())
     assert overrides["policy_node"]["ros__parameters"]["rate"] == 100.0
+
+
+def test_every_node_executable_starts_through_the_quiet_entry_point() -> None:
+    """Console scripts (ros2 run / launch) and bringup both go through dmil_ros.ros.entry, which ends a
+    node stopped during its imports without a traceback (test_ros_bringup)."""
+    from dmil_ros.ros import entry
+
+    setup_py = (ROOT / "setup.py").read_text()
+    for name in entry.NODES:
+        assert f'"{name} = dmil_ros.ros.entry:{name}"' in setup_py
+    for kind in graph.KINDS:
+        assert {spec.executable for spec in graph.build_graph(kind, {})} <= set(entry.NODES)
+    assert entry.run("no_such_node") == 2
 
 
 def test_bringup_dry_run_and_bad_argument() -> None:

@@ -2,7 +2,7 @@
 
 For machines without `ros2 launch` (pip-installed ROS): the same nodes, parameters and remappings as
 launch/*.launch.py (both come from dmil_ros.ros.graph). Each node runs as `python -m
-dmil_ros.ros.<node> --ros-args ...` in its own session; SIGINT/SIGTERM to bringup is forwarded as
+dmil_ros.ros.entry <node> --ros-args ...` in its own session; SIGINT/SIGTERM to bringup is forwarded as
 SIGINT to every node (then SIGTERM, then SIGKILL after --shutdown-timeout). If any node exits, the
 others are stopped (graph.node_exit, the launch files' policy too). Exit code: 0 after a requested
 shutdown, else the first failing node's code.
@@ -48,7 +48,7 @@ def node_commands(kind: str, values: dict[str, str], workdir: Path) -> list[tupl
     for spec in graph.build_graph(kind, values):
         overrides = workdir / f"{spec.name}.overrides.yaml"
         overrides.write_text(yaml.safe_dump({spec.name: {"ros__parameters": spec.parameters}}))
-        commands.append((spec.name, [sys.executable, "-m", spec.module, *graph.ros_args(spec, overrides)]))
+        commands.append((spec.name, [*spec.command(sys.executable), *graph.ros_args(spec, overrides)]))
     return commands
 
 

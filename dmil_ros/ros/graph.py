@@ -37,16 +37,16 @@ class LaunchArg:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    executable: str  # console script in lib/dmil_ros, and module dmil_ros.ros.<executable>
+    executable: str  # console script in lib/dmil_ros, and `python -m dmil_ros.ros.entry <executable>`
     name: str
     params_file: Path
     parameters: dict[str, Any] = field(default_factory=dict)  # typed overrides of the params file
     remappings: tuple[tuple[str, str], ...] = ()
     package: str = PACKAGE
 
-    @property
-    def module(self) -> str:
-        return f"{PACKAGE}.ros.{self.executable}"
+    def command(self, python: str) -> list[str]:
+        """The node's command line without `ros2 run` (its ROS arguments follow)."""
+        return [python, "-m", f"{PACKAGE}.ros.entry", self.executable]
 
 
 class NodeFailed(RuntimeError):
