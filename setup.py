@@ -25,7 +25,7 @@ setup(
     install_requires=["numpy", "torch>=2.4", "safetensors", "pyyaml", "tqdm", "tensorboard"],
     extras_require={
         "sim": ["metaworld==3.1.1", "mujoco", "gymnasium-robotics", "h5py"],
-        "ros": ["mcap", "mcap-ros2-support"],
+        "ros": ["mcap", "mcap-ros2-support", "scipy"],
         "plot": ["matplotlib", "scikit-learn"],
         "test": ["pytest", "pytest-timeout", "hypothesis", "import-linter", "ruff"],
     },

@@ -59,6 +59,7 @@ def _config(kind: str, node: str, name: str) -> Any:
 
 # m/s per axis at action 1.0 on the robot: the policy's (the operator's in config/standin.yaml must agree)
 ROBOT_SPEED = _config("hardware", "policy_node", "action_speed")
+HOLD_GAIN = _config("hardware", "policy_node", "orientation_hold_gain")  # [1/s], 0: off
 if _config("standin", "scripted_teleop", "action_speed") != ROBOT_SPEED:
     raise SystemExit("action_speed differs: config/standin.yaml's operator, config/hardware.yaml's policy")
 POLICY_STATE_TIMEOUT = _config("hardware", "policy_node", "state_timeout")
@@ -217,7 +218,9 @@ def run_hardware(task: str, args: argparse.Namespace, latency: float, workdir: P
                     "--position-noise", str(args.noise), "--camera-rate", str(args.camera_rate),
                     "--driver-rate", str(args.driver_rate), "--teleop-rate", str(args.rate)],
         "hardware": ["hardware", "--task", task, "--checkpoint", str(args.checkpoint),
-                     "--rate", str(args.rate), "--demo-dir", str(demo_dir), *CELL_ARGS],
+                     "--rate", str(args.rate), "--demo-dir", str(demo_dir), *CELL_ARGS,
+                     *(["--orientation-hold-gain", args.orientation_hold_gain] if args.orientation_hold_gain
+                       else [])],
     })
     try:
         graphs.wait_services((itf.STANDIN_RESET, itf.STANDIN_REPORT, itf.RECORD_START, itf.ADAPT,
@@ -335,6 +338,7 @@ def summarize(per_task: dict[str, dict[str, Any]], curve: dict[str, dict[str, An
                      "horizon_steps_sim": args.horizon_steps,
                      "horizon_s_hardware": round(horizon_s(args.horizon_steps), 3),
                      "robot_speed_mps": ROBOT_SPEED, "control_rate_hz": args.rate,
+                     "orientation_hold_gain": float(args.orientation_hold_gain or HOLD_GAIN),
                      "checkpoint": str(args.checkpoint)},
         "details": {t: {"sim": r.get("sim"), "hardware": {lat: rs[t] for lat, rs in curve.items()}}
                     for t, r in per_task.items()},
@@ -365,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="joint_states/ee_pose rate [Hz] (the stand-in node's default is 500)")
     parser.add_argument("--rate", type=float, default=CONTROL_RATE,
                         help="policy and operator command rate [Hz] (the hardware graph's default)")
+    parser.add_argument("--orientation-hold-gain", default="",
+                        help="policy_node's orientation_hold_gain [1/s] (empty: config/hardware.yaml's)")
     parser.add_argument("--horizon-steps", type=int, default=300, help="sim episode horizon (DMIL protocol)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped ML10 checkpoint")
     parser.add_argument("--skip-sim", action="store_true", help="only the hardware path (no ratio)")

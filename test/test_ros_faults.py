@@ -7,6 +7,7 @@ Every refusal must come with its reason (dmil/policy/status, the log, or the ser
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import subprocess
 import sys
@@ -283,6 +284,36 @@ def test_workspace_is_configurable(ros: InProcessGraph, checkpoint: Path, tmp_pa
     assert all(is_zero(t) for t in refused)
     reason = "ee_pose position lies outside the workspace [-0.1, 0, 0] .. [0.1, 1, 0.5] m"
     ros.probe.wait_until(lambda: ros.said(reason), ANSWER_S, "the reason")
+
+
+def test_orientation_hold_turns_the_hand_back_and_refuses_a_non_rotation(
+        ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
+    """orientation_hold_gain: the hand's orientation at the first state is held (angular velocity = gain x
+    the rotation back to it); an ee orientation that is no rotation is refused with the reason."""
+    start_policy(ros, checkpoint, tmp_path, orientation_hold_gain=2.0, max_angular_speed=10.0)
+    first = first_command(ros)  # the reference: no error yet
+    assert [first.twist.angular.x, first.twist.angular.y, first.twist.angular.z] == [0.0, 0.0, 0.0]
+
+    def turned(_js: Any, ee: Any, *_: Any) -> None:  # 0.1 rad about z
+        ee.pose.orientation.z, ee.pose.orientation.w = math.sin(0.05), math.cos(0.05)
+
+    publish_state(ros.probe, 1, turned)
+    twist = ros.probe.wait_until(
+        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(1))], ANSWER_S,
+        "the command for the turned hand")[0]
+    ang = twist.twist.angular
+    np.testing.assert_allclose([ang.x, ang.y, ang.z], [0.0, 0.0, -0.2], atol=1e-9)
+
+    def no_rotation(_js: Any, ee: Any, *_: Any) -> None:
+        ee.pose.orientation.z = ee.pose.orientation.w = 0.0
+
+    publish_state(ros.probe, 2, no_rotation)
+    refused = ros.probe.wait_until(
+        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(2))], ANSWER_S,
+        "the refusal")
+    assert all(is_zero(t) for t in refused)
+    reason = "ee_pose orientation is not a unit quaternion (norm 0)"
+    ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), ANSWER_S, "the reason")
 
 
 def test_action_speed_is_the_speed_of_an_action_of_one(ros: InProcessGraph, checkpoint: Path,

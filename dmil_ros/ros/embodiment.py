@@ -128,11 +128,12 @@ class MetaWorldEmbodiment:
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
                           max_linear_speed: float = math.inf, max_angular_speed: float = math.inf,
-                          action_speed: float = mwobs.ACTION_SPEED) -> tuple[Any, Any]:
+                          action_speed: float = mwobs.ACTION_SPEED,
+                          angular: np.ndarray | None = None) -> tuple[Any, Any]:
         """(command, gripper command or None), the gripper to be sent first; an action of 1.0 is
-        `action_speed` m/s along its axis (the mapping's)."""
+        `action_speed` m/s along its axis (the mapping's); `angular` [rad/s]: none from the policy."""
         return mwobs.action_to_command(action, stamp, frame_id, max_linear_speed, max_angular_speed,
-                                       action_speed=action_speed)
+                                       angular=angular, action_speed=action_speed)
 
     def zero_command(self, stamp: Time, frame_id: str) -> Any:
         return mwobs.zero_twist(stamp, frame_id)
@@ -300,9 +301,10 @@ class KitchenEmbodiment:
 
     def action_to_command(self, action: np.ndarray, stamp: Time, frame_id: str,
                           max_linear_speed: float = math.inf, max_angular_speed: float = math.inf,
-                          action_speed: float = 0.0) -> tuple[JointState, None]:
-        """(JointState joint velocities, no separate gripper command); the ee speed limits and
-        action_speed do not apply (each joint's velocity is clipped to the env's +-2)."""
+                          action_speed: float = 0.0,
+                          angular: np.ndarray | None = None) -> tuple[JointState, None]:
+        """(JointState joint velocities, no separate gripper command); the ee speed limits, action_speed
+        and angular do not apply (each joint's velocity is clipped to the env's +-2)."""
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
         return self._command(stamp, frame_id, a * KITCHEN_VELOCITY_SCALE), None
 

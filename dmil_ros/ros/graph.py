@@ -74,7 +74,8 @@ def node_exit(name: str, returncode: int) -> NodeExit:
 
 
 # policy_node parameters a robot cell sets for itself (hardware launch arguments; empty: config/hardware.yaml)
-_ROBOT_PARAMS = ("frame_id", "gripper_joint", "gripper_scale", "max_linear_speed", "action_speed")
+_ROBOT_PARAMS = ("frame_id", "gripper_joint", "gripper_scale", "max_linear_speed", "action_speed",
+                 "orientation_hold_gain")
 
 _COMMON_ARGS = (
     LaunchArg("env", "metaworld", "environment family the policy was trained in (kitchen: Franka Kitchen, "

@@ -365,8 +365,12 @@ POLICY_PARAMS = (
               "[s] (future: always; past: not against a lock-step sim, which waits for its command); "
               "0: stamps are not judged", range=(0.0, 1e6), dynamic=True),
     ParamSpec("max_angular_speed", 1.0, "metaworld: limit of the commanded angular velocity's norm "
-              "[rad/s] (the policy commands none: Meta-World's hand does not turn)", range=(0.0, 10.0),
-              dynamic=True),
+              "[rad/s] (the policy commands none: Meta-World's hand does not turn; see "
+              "orientation_hold_gain)", range=(0.0, 10.0), dynamic=True),
+    ParamSpec("orientation_hold_gain", 0.0, "metaworld: turn the hand back to its orientation at the "
+              "episode's first state with this angular velocity per radian of error [1/s]; 0: no rotation "
+              "is commanded. Meta-World's hand never turns, so its policies assume it does not; contact "
+              "can turn a real one", range=(0.0, 20.0), dynamic=True),
     ParamSpec("frame_id", "world", "frame of the published twist", dynamic=True),
     ParamSpec("demo_dir", DEFAULT_DEMO_DIR, "directory with one sub-directory of MCAP demos per task",
               dynamic=True),

@@ -8,8 +8,8 @@ Observation mapping (Meta-World, 39 floats; see dmil_ros/envs/metaworld_env.py f
                              (equal to the current one right after a reset/enable, as in `env.reset`)
   goal 36:39              <- goal.point
 Commands: twist.linear [m/s, world] <-> action[:3] = v * control_dt / action_scale (0.8 m/s = 1.0);
-gripper command (Float64) <-> action[3] (+1 closes). Angular velocity is always zero (the sim's hand
-orientation is fixed).
+gripper command (Float64) <-> action[3] (+1 closes). The policy commands no rotation (the sim's hand
+orientation is fixed); `hold_orientation` gives the angular velocity that keeps a real hand so.
 
 Every check that can refuse a state lives here and raises StateError with a reason for the operator.
 """
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PointStamped, Pose, PoseArray, PoseStamped, Quaternion, TwistStamped
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 
@@ -190,6 +191,18 @@ def action_to_command(
     twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = (float(v) for v in velocity)
     twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = (float(v) for v in rotation)
     return twist, Float64(data=gripper)
+
+
+def hold_orientation(reference_xyzw: np.ndarray, current_xyzw: np.ndarray, gain: float) -> np.ndarray:
+    """Angular velocity [rad/s, in the poses' frame] that turns `current` back towards `reference`:
+    `gain` times the rotation vector from current to reference (the shorter way round)."""
+    for name, q in (("reference", reference_xyzw), ("ee_pose", current_xyzw)):
+        norm = float(np.linalg.norm(q))
+        if not abs(norm - 1.0) < 0.1:  # NaN fails too
+            raise StateError(f"{name} orientation is not a unit quaternion (norm {norm:.3g}): "
+                             "orientation_hold_gain needs the hand's orientation")
+    error = Rotation.from_quat(reference_xyzw) * Rotation.from_quat(current_xyzw).inv()
+    return gain * error.as_rotvec()
 
 
 def zero_twist(stamp: Time, frame_id: str) -> TwistStamped:

@@ -61,13 +61,14 @@ from std_srvs.srv import SetBool, Trigger
 from dmil_ros.core.checkpoint import CheckpointError, load_checkpoint
 from dmil_ros.core.config import AdaptConfig
 from dmil_ros.core.hierarchy import Hierarchy, ObservationError
+from dmil_ros.envs.base import RobotState
 from dmil_ros.ros import interfaces as itf
 from dmil_ros.ros.actor import Actor
 from dmil_ros.ros.adapt_worker import AdaptJob, AdaptWorker, hierarchy_from
 from dmil_ros.ros.checkpoint_path import resolve_checkpoint
 from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.mcap_io import DemoFileError, check_recorded_task, list_demos, task_dir
-from dmil_ros.ros.observation import ObservationMapping, StateError
+from dmil_ros.ros.observation import ObservationMapping, StateError, hold_orientation
 from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
@@ -137,6 +138,7 @@ class PolicyNode(Node):
         self._last_command: tuple[Float64 | None, TwistStamped] | None = None
         self._last_sent = -math.inf
         self._stale_since: float | None = None  # when the watchdog began sending zeros (stale state)
+        self._hold_reference: np.ndarray | None = None  # ee orientation (xyzw) at the episode's first state
         self._episode: int | None = None
         self._episode_start = 0  # stamp [ns] of the current episode's first state (episode_info)
         self._lock_step = False  # the sim steps once per command (episode_info)
@@ -307,19 +309,29 @@ class PolicyNode(Node):
             action, skill, probs = self._actor.act(obs)
             if not np.isfinite(action).all():
                 raise StateError("the policy produced a non-finite action")
+            angular = self._angular_velocity(robot)
         except (StateError, ObservationError) as e:
             self._builder.reset()
             self._refuse(str(e), stamp)
             return
         twist, gripper = self._emb.action_to_command(action, stamp, self.p["frame_id"],
                                                      self.p["max_linear_speed"], self.p["max_angular_speed"],
-                                                     action_speed=self.p["action_speed"])
+                                                     action_speed=self.p["action_speed"],
+                                                     angular=angular)
         self._send(gripper, twist)
         self._stale_since = None
         self._pub_skill.publish(Int32(data=int(skill)))
         self._pub_probs.publish(Float32MultiArray(data=[float(v) for v in probs]))
         self._last_reason = ""
         self._set_status("driving")
+
+    def _angular_velocity(self, robot: RobotState) -> np.ndarray | None:
+        """orientation_hold_gain > 0: back to the orientation at the episode's (or enable's) first state."""
+        if self.p["orientation_hold_gain"] <= 0.0:
+            return None
+        if self._hold_reference is None:
+            self._hold_reference = np.array(robot.ee_orientation, dtype=np.float64)
+        return hold_orientation(self._hold_reference, robot.ee_orientation, self.p["orientation_hold_gain"])
 
     def _send(self, gripper: Float64 | None, twist: TwistStamped) -> None:
         if gripper is not None:
@@ -376,6 +388,7 @@ class PolicyNode(Node):
         if episode != self._episode or start != self._episode_start:  # (a task switch restarts at 0)
             self._episode, self._episode_start = episode, start
             self._builder.reset()
+            self._hold_reference = None
 
     # --- services -----------------------------------------------------------------------------
     def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
@@ -392,6 +405,7 @@ class PolicyNode(Node):
         self._enabled = enabled
         if self._enabled:
             self._builder.reset()
+            self._hold_reference = None
             self._last_acted = None
             self._stale_since = None  # a stale period before is over: zeros again first
             self._last_reason = ""
