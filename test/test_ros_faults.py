@@ -314,6 +314,18 @@ def test_orientation_hold_turns_the_hand_back_and_refuses_a_non_rotation(
     assert all(is_zero(t) for t in refused)
     reason = "ee_pose orientation is not a unit quaternion (norm 0)"
     ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), ANSWER_S, "the reason")
+    # enabled again (a new reference) and the first state refused: the next good one is the reference
+    assert ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=False)).success
+    assert ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=True)).success
+    publish_state(ros.probe, 3, no_rotation)
+    ros.probe.wait_until(lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(3))],
+                         ANSWER_S, "the refusal after enabling")
+    publish_state(ros.probe, 4, turned)
+    again = ros.probe.wait_until(
+        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(4))], ANSWER_S,
+        "the command after the refusal")[0]
+    assert not is_zero(again)
+    assert [again.twist.angular.x, again.twist.angular.y, again.twist.angular.z] == [0.0, 0.0, 0.0]
 
 
 def test_action_speed_is_the_speed_of_an_action_of_one(ros: InProcessGraph, checkpoint: Path,

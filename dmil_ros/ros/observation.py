@@ -193,14 +193,18 @@ def action_to_command(
     return twist, Float64(data=gripper)
 
 
+def unit_quaternion(quat_xyzw: np.ndarray, name: str) -> np.ndarray:
+    """`quat_xyzw` normalized; StateError unless its norm is within 10 % of 1 (NaN fails too)."""
+    q = np.asarray(quat_xyzw, dtype=np.float64)
+    norm = float(np.linalg.norm(q))
+    if not abs(norm - 1.0) < 0.1:
+        raise StateError(f"{name} orientation is not a unit quaternion (norm {norm:.3g})")
+    return q / norm
+
+
 def hold_orientation(reference_xyzw: np.ndarray, current_xyzw: np.ndarray, gain: float) -> np.ndarray:
     """Angular velocity [rad/s, in the poses' frame] that turns `current` back towards `reference`:
     `gain` times the rotation vector from current to reference (the shorter way round)."""
-    for name, q in (("reference", reference_xyzw), ("ee_pose", current_xyzw)):
-        norm = float(np.linalg.norm(q))
-        if not abs(norm - 1.0) < 0.1:  # NaN fails too
-            raise StateError(f"{name} orientation is not a unit quaternion (norm {norm:.3g}): "
-                             "orientation_hold_gain needs the hand's orientation")
     error = Rotation.from_quat(reference_xyzw) * Rotation.from_quat(current_xyzw).inv()
     return gain * error.as_rotvec()
 

@@ -68,7 +68,7 @@ from dmil_ros.ros.adapt_worker import AdaptJob, AdaptWorker, hierarchy_from
 from dmil_ros.ros.checkpoint_path import resolve_checkpoint
 from dmil_ros.ros.embodiment import embodiment_for
 from dmil_ros.ros.mcap_io import DemoFileError, check_recorded_task, list_demos, task_dir
-from dmil_ros.ros.observation import ObservationMapping, StateError, hold_orientation
+from dmil_ros.ros.observation import ObservationMapping, StateError, hold_orientation, unit_quaternion
 from dmil_ros.ros.realtime import normal_priority, set_realtime_priority
 from dmil_ros.ros.runner import run_node
 from dmil_ros.ros.state_sync import StateSet, StateSync
@@ -329,9 +329,10 @@ class PolicyNode(Node):
         """orientation_hold_gain > 0: back to the orientation at the episode's (or enable's) first state."""
         if self.p["orientation_hold_gain"] <= 0.0:
             return None
+        current = unit_quaternion(robot.ee_orientation, "ee_pose")  # a refused one is never the reference
         if self._hold_reference is None:
-            self._hold_reference = np.array(robot.ee_orientation, dtype=np.float64)
-        return hold_orientation(self._hold_reference, robot.ee_orientation, self.p["orientation_hold_gain"])
+            self._hold_reference = current
+        return hold_orientation(self._hold_reference, current, self.p["orientation_hold_gain"])
 
     def _send(self, gripper: Float64 | None, twist: TwistStamped) -> None:
         if gripper is not None:
