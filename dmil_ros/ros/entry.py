@@ -9,6 +9,7 @@ KeyboardInterrupt traceback. This module imports only the standard library for t
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 NODES = ("sim_bridge", "policy_node", "demo_recorder", "scripted_teleop", "robot_standin")
@@ -20,8 +21,17 @@ def run(node: str, argv: list[str] | None = None) -> int:
     if node not in NODES:
         print(f"unknown node {node!r}; one of: {', '.join(NODES)}", file=sys.stderr)
         return EXIT_CONFIG
+    # Ctrl-C is held back during the imports and raised after them: now and then a SIGINT in the middle
+    # of torch's import killed the process silently (signal default action, exit -2), as if a library
+    # reset the disposition for a moment.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return importlib.import_module(f"{__package__}.{node}").main(argv)
+        try:
+            module = importlib.import_module(f"{__package__}.{node}")
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending Ctrl-C raises here
+        return module.main(argv)
     except KeyboardInterrupt:  # stopped while starting (or while finishing): nothing to clean up
         return EXIT_OK
 
