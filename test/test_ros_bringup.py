@@ -60,18 +60,19 @@ def bringup(kind: str, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, di
 
 def stop_graph(proc: subprocess.Popen, mark: str) -> None:
     """After a failed test: SIGTERM (bringup stops its nodes), then SIGKILL everything marked. Killing
-    bringup alone is not enough: its nodes (own sessions) hold its stdout, so communicate() would hang."""
+    bringup alone is not enough: its nodes (own sessions) hold its stdout, so communicate() would hang.
+    The graph's log is printed: pytest shows it with the failure."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.communicate(timeout=30)
+            print(proc.communicate(timeout=30)[0])
             return
         except subprocess.TimeoutExpired:
             pass
     for pid in marked_processes(mark):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    print(proc.communicate(timeout=30)[0])
 
 
 def test_bringup_forwards_sigterm_and_exits_cleanly(tmp_path: Path) -> None:

@@ -31,6 +31,19 @@ class PublishesAfterShutdown(Node):
         self.pub.publish(String(data="late"))
 
 
+class BindingErrorAfterShutdown(Node):
+    """What the executor raised once when SIGINT came while it took a message: the bindings' RuntimeError
+    ("Unable to convert call argument '0' to Python object") on a context already shut down."""
+
+    def __init__(self) -> None:
+        super().__init__("binding_error_after_shutdown")
+        self.create_timer(0.01, self.tick)
+
+    def tick(self) -> None:
+        rclpy.shutdown()
+        raise RuntimeError("Unable to convert call argument '0' to Python object")
+
+
 class Fails(Node):
     def __init__(self) -> None:
         super().__init__("fails")
@@ -42,6 +55,10 @@ class Fails(Node):
 
 def test_a_publish_racing_the_shutdown_is_a_clean_exit() -> None:
     assert run_node("publishes_after_shutdown", PublishesAfterShutdown, argv=[]) == EXIT_OK
+
+
+def test_any_error_once_the_context_is_shut_down_is_a_clean_exit() -> None:
+    assert run_node("binding_error_after_shutdown", BindingErrorAfterShutdown, argv=[]) == EXIT_OK
 
 
 def test_a_bug_in_a_callback_is_still_an_error() -> None:

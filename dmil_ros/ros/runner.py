@@ -18,7 +18,6 @@ import traceback
 from collections.abc import Callable
 
 import rclpy
-from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
@@ -60,14 +59,12 @@ def run_node(name: str, make_node: Callable[[], Node], argv: list[str] | None = 
         code = EXIT_CONFIG
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (RCLError, InvalidHandle):
-        if rclpy.ok():
-            logger.fatal(f"unexpected error:\n{traceback.format_exc()}")
+    except Exception as e:
+        if rclpy.ok():  # a bug, not an operator mistake: keep the traceback
+            logger.fatal(f"unexpected error: {type(e).__name__}: {e}\n{traceback.format_exc()}")
             code = EXIT_ERROR
-        # else: a callback that was running when a signal shut the context down used it: a clean end
-    except Exception as e:  # a bug, not an operator mistake: keep the traceback
-        logger.fatal(f"unexpected error: {type(e).__name__}: {e}\n{traceback.format_exc()}")
-        code = EXIT_ERROR
+        # else: a signal shut the context down while a callback used it or the executor took a message
+        # (RCLError, InvalidHandle, or a RuntimeError from the bindings): a clean end
     finally:
         if node is not None:
             close = getattr(node, "close", None)
