@@ -5,7 +5,8 @@ A message is data from outside: whatever it holds, the node must go on. Every no
 its subscriptions with `subscribe`, which wraps the callback: an unexpected exception is logged with
 the topic (rate-limited per topic, with a count of the suppressed ones) and the message is dropped.
 Expected refusals (a bad state, a bad command) are still handled, with their reasons, by the callbacks
-themselves; this is the net under them.
+themselves; this is the net under them. A failure once the node's context is shut down (a callback
+still running when Ctrl-C came) is the shutdown's, not the message's, and goes unlogged.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def guard(node: Any, topic: str, callback: Callable[..., None]) -> Callable[...,
         try:
             callback(*args)
         except Exception as e:  # noqa: BLE001 - the point: no message may end the node
+            if not node.context.ok():  # shut down (Ctrl-C) while the callback ran: teardown, not a fault
+                return
             now = time.monotonic()
             if now - last_logged < LOG_PERIOD:
                 suppressed += 1

@@ -13,6 +13,7 @@ unexpected error.
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,21 @@ RCLError = _rclpy.RCLError
 def run_node(name: str, make_node: Callable[[], Node], argv: list[str] | None = None,
              threads: int = 1) -> int:
     """Run the node built by `make_node` until shutdown. `argv` excludes the program name."""
+    # rclpy's SIGINT handler (installed by init) shuts the context down, which ends spin(), and then
+    # calls the handler it found. Python's default one would also raise KeyboardInterrupt at whatever
+    # bytecode runs, now and then half-building an object (an rclpy Task without `_exception`:
+    # "Exception ignored in Future.__del__" at exit). So the handler underneath only notes the signal
+    # (for one that comes before rclpy's handler is in place).
+    interrupted: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    try:
+        return _run(name, make_node, argv, threads, interrupted)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run(name: str, make_node: Callable[[], Node], argv: list[str] | None, threads: int,
+         interrupted: list[int]) -> int:
     args = [name, *(sys.argv[1:] if argv is None else argv)]
     problems = check_ros_args(name, args)  # rcl would drop misspelt keys silently, or raise on bad YAML
     if problems:
@@ -44,6 +60,9 @@ def run_node(name: str, make_node: Callable[[], Node], argv: list[str] | None = 
         print(f"[ERROR] [{name}]: refusing to start: bad ROS arguments: {' '.join(str(e).split())}",
               file=sys.stderr, flush=True)
         return EXIT_CONFIG
+    if interrupted:  # Ctrl-C before rclpy's handler was in place
+        rclpy.try_shutdown()
+        return EXIT_OK
     logger = rclpy.logging.get_logger(name)
     node: Node | None = None
     code = EXIT_OK
