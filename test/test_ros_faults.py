@@ -127,15 +127,19 @@ def first_command(ros: InProcessGraph) -> Any:
     return answered()[0]
 
 
+def answers_to(ros: InProcessGraph, k: int, what: str) -> list[Any]:
+    """The node's commands stamped stamp(k), waited for (something that must come)."""
+    return ros.probe.wait_until(
+        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(k))], ANSWER_S, what)
+
+
 def drive_then_break(ros: InProcessGraph, mutate: Any = None, skip: tuple[str, ...] = ()) -> Any:
     """One good state (the policy drives), then a bad one with stamp 101: its command must be zero."""
     first_command(ros)
     # the status goes out right after the command, but on its own topic: it can arrive a little later
     ros.probe.wait_until(lambda: ros.status() == "driving", ANSWER_S, "the driving status")
     publish_state(ros.probe, 1, mutate, skip)
-    return ros.probe.wait_until(
-        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(1))], ANSWER_S,
-        "the refusal")
+    return answers_to(ros, 1, "the refusal")
 
 
 def test_wrong_length_joint_states_are_refused(ros: InProcessGraph, checkpoint: Path, tmp_path: Path) -> None:
@@ -298,9 +302,7 @@ def test_orientation_hold_turns_the_hand_back_and_refuses_a_non_rotation(
         ee.pose.orientation.z, ee.pose.orientation.w = math.sin(0.05), math.cos(0.05)
 
     publish_state(ros.probe, 1, turned)
-    twist = ros.probe.wait_until(
-        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(1))], ANSWER_S,
-        "the command for the turned hand")[0]
+    twist = answers_to(ros, 1, "the command for the turned hand")[0]
     ang = twist.twist.angular
     np.testing.assert_allclose([ang.x, ang.y, ang.z], [0.0, 0.0, -0.2], atol=1e-9)
 
@@ -308,9 +310,7 @@ def test_orientation_hold_turns_the_hand_back_and_refuses_a_non_rotation(
         ee.pose.orientation.z = ee.pose.orientation.w = 0.0
 
     publish_state(ros.probe, 2, no_rotation)
-    refused = ros.probe.wait_until(
-        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(2))], ANSWER_S,
-        "the refusal")
+    refused = answers_to(ros, 2, "the refusal")
     assert all(is_zero(t) for t in refused)
     reason = "ee_pose orientation is not a unit quaternion (norm 0)"
     ros.probe.wait_until(lambda: ros.said(reason) and ros.logged(reason), ANSWER_S, "the reason")
@@ -318,12 +318,9 @@ def test_orientation_hold_turns_the_hand_back_and_refuses_a_non_rotation(
     assert ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=False)).success
     assert ros.probe.call(itf.POLICY_ENABLE, SetBool.Request(data=True)).success
     publish_state(ros.probe, 3, no_rotation)
-    ros.probe.wait_until(lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(3))],
-                         ANSWER_S, "the refusal after enabling")
+    answers_to(ros, 3, "the refusal after enabling")
     publish_state(ros.probe, 4, turned)
-    again = ros.probe.wait_until(
-        lambda: [t for t in ros.twists() if stamp_ns(t.header.stamp) == stamp_ns(stamp(4))], ANSWER_S,
-        "the command after the refusal")[0]
+    again = answers_to(ros, 4, "the command after the refusal")[0]
     assert not is_zero(again)
     assert [again.twist.angular.x, again.twist.angular.y, again.twist.angular.z] == [0.0, 0.0, 0.0]
 
