@@ -67,8 +67,11 @@ def _run(name: str, make_node: Callable[[], Node], argv: list[str] | None, threa
     node: Node | None = None
     code = EXIT_OK
     try:
-        node = make_node()
+        # The executor before the node: a Ctrl-C that shuts the context down while the node is being
+        # built (a launcher stops it as soon as its services appear) must not meet a half-built executor
+        # (its __del__ then prints "Exception ignored ... no attribute '_sigint_gc'" at exit).
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        node = make_node()
         executor.add_node(node)
         gc.collect()
         gc.freeze()
